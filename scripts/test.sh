@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up .venv, then run the default (fast) test suite. Slow tests: `.venv/bin/pytest -m slow`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+echo "test log above; tensorboard/run outputs of tests live in pytest's tmp dirs"

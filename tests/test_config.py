@@ -1,0 +1,58 @@
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import pytest
+
+from hivae.config import ConfigError, load_config, save_config
+
+
+@dataclass
+class Inner:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    mode: Literal["a", "b"] = "a"
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    steps: int = 10
+    flag: bool = False
+    root: Optional[str] = None
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_yaml_to_dataclass_with_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: run\nsteps: 5\ninner:\n  lr: 1\n  betas: [0.5, 0.6]\n")
+    config = load_config(path, Outer, ["inner.mode=b", "steps=7", "root=/data"])
+    assert config == Outer("run", 7, False, "/data", Inner(1.0, (0.5, 0.6), "b"))
+    save_config(config, tmp_path / "back.yaml")
+    assert load_config(tmp_path / "back.yaml", Outer) == config
+
+
+@pytest.mark.parametrize(
+    "text,overrides,message",
+    [
+        ("nmae: run\n", [], "unknown key 'nmae'"),
+        ("inner:\n  lrr: 1\n", [], "unknown key 'inner.lrr'"),
+        ("steps: ten\n", [], "steps: expected int, got str 'ten'"),
+        ("flag: 1\n", [], "flag: expected bool"),
+        ("inner:\n  mode: c\n", [], "inner.mode: expected one of"),
+        ("inner:\n  betas: [1]\n", [], "inner.betas: expected 2 items"),
+        ("", ["inner.lr=fast"], "inner.lr: expected float"),
+        ("", ["steps"], "must look like key=value"),
+        ("- a\n", [], "top level must be a mapping"),
+        ("a: [\n", [], "not valid yaml"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path, text, overrides, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(path, Outer, overrides)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml", Outer)
