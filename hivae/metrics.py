@@ -9,7 +9,9 @@ from einops import rearrange
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.shape != y.shape or x.ndim != 5:
-        raise ValueError(f"expected two (B, C, T, H, W) tensors of equal shape, got {tuple(x.shape)}, {tuple(y.shape)}")
+        raise ValueError(
+            f"expected two (B, C, T, H, W) tensors of equal shape, got {tuple(x.shape)}, {tuple(y.shape)}"
+        )
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
@@ -25,7 +27,9 @@ def _gaussian_window(size: int, sigma: float, dtype: torch.dtype) -> torch.Tenso
     return kernel / kernel.sum()
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(
+    x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, window: int = 11, sigma: float = 1.5
+) -> torch.Tensor:
     """Structural similarity per frame (Gaussian window, valid region, channels averaged), averaged -> `(B,)`.
 
     Matches `skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
@@ -55,8 +59,9 @@ def temporal_consistency(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (dx - dy).abs().flatten(1).mean(1).float()
 
 
-def foreground_psnr(x: torch.Tensor, y: torch.Tensor, background: torch.Tensor, data_range: float = 2.0,
-                    threshold: float = 0.1) -> torch.Tensor:
+def foreground_psnr(
+    x: torch.Tensor, y: torch.Tensor, background: torch.Tensor, data_range: float = 2.0, threshold: float = 0.1
+) -> torch.Tensor:
     """PSNR over the pixels where the target `y` differs from `background` (the moving objects) -> `(B,)`.
 
     `background`: `(B, 3, 1 or T, H, W)`, e.g. the per-pixel temporal median of `y`.

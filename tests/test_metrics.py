@@ -28,8 +28,13 @@ def test_ssim_matches_skimage_per_frame(pair):
     for b in range(2):
         frames = [
             structural_similarity(
-                x[b, :, t].permute(1, 2, 0).numpy().astype(np.float64), y[b, :, t].permute(1, 2, 0).numpy(),
-                data_range=2.0, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                x[b, :, t].permute(1, 2, 0).numpy().astype(np.float64),
+                y[b, :, t].permute(1, 2, 0).numpy(),
+                data_range=2.0,
+                channel_axis=2,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
             )
             for t in range(4)
         ]

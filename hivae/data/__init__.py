@@ -13,10 +13,29 @@ from .transforms import frames_to_tensor, resize_center_crop, tensor_to_frames
 from .video_io import VideoInfo, VideoReadError, clip_indices, read_video, video_info, write_video
 
 __all__ = [
-    "COLOURS", "MOTIONS", "SHAPES", "DataConfig", "HFVideoDataset", "MovingShapes", "VideoFolderDataset",
-    "VideoInfo", "VideoReadError", "build_dataset", "caption", "class_attributes", "class_id", "class_names",
-    "clip_indices", "collate_clips", "frames_to_tensor", "read_metadata", "read_video", "resize_center_crop",
-    "tensor_to_frames", "video_info", "write_video",
+    "COLOURS",
+    "MOTIONS",
+    "SHAPES",
+    "DataConfig",
+    "HFVideoDataset",
+    "MovingShapes",
+    "VideoFolderDataset",
+    "VideoInfo",
+    "VideoReadError",
+    "build_dataset",
+    "caption",
+    "class_attributes",
+    "class_id",
+    "class_names",
+    "clip_indices",
+    "collate_clips",
+    "frames_to_tensor",
+    "read_metadata",
+    "read_video",
+    "resize_center_crop",
+    "tensor_to_frames",
+    "video_info",
+    "write_video",
 ]
 
 
@@ -41,13 +60,20 @@ def build_dataset(config: DataConfig, **overrides) -> Dataset:
 
     config = replace(config, **overrides)
     clip_options = dict(
-        num_frames=config.num_frames, size=config.size, stride=config.stride, sampling=config.sampling,
+        num_frames=config.num_frames,
+        size=config.size,
+        stride=config.stride,
+        sampling=config.sampling,
         strict=config.strict,
     )
     if config.source == "shapes":
         return MovingShapes(
-            num_samples=config.num_samples, num_frames=config.num_frames, size=config.size, seed=config.seed,
-            second_object_prob=config.second_object_prob, backgrounds=config.backgrounds,
+            num_samples=config.num_samples,
+            num_frames=config.num_frames,
+            size=config.size,
+            seed=config.seed,
+            second_object_prob=config.second_object_prob,
+            backgrounds=config.backgrounds,
         )
     if config.root is None:
         raise ValueError(f"data.root is required for data.source={config.source!r}")

@@ -74,7 +74,13 @@ class _ClipDataset(Dataset, ABC):
     ):
         if sampling not in ("center", "random"):
             raise ValueError(f"sampling must be 'center' or 'random', got {sampling!r}")
-        self.num_frames, self.size, self.stride, self.sampling, self.strict = num_frames, size, stride, sampling, strict
+        self.num_frames, self.size, self.stride, self.sampling, self.strict = (
+            num_frames,
+            size,
+            stride,
+            sampling,
+            strict,
+        )
         self.bad_files: set[str] = set()
 
     @property
