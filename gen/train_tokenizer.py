@@ -1,0 +1,155 @@
+"""Train a video tokenizer (HiVAE or the 3D-conv baseline) on synthetic shapes or a video folder.
+
+    accelerate launch gen/train_tokenizer.py --config configs/tokenizer/shapes-32.yaml
+    accelerate launch gen/train_tokenizer.py --config configs/tokenizer/shapes-32.yaml train.max_steps=200
+    python gen/train_tokenizer.py --config ...          # same script on CPU without accelerate launch
+
+Writes <output_dir>/checkpoints/step-*/ (resumable save_state), logs/ (tensorboard), samples/*.mp4
+(reconstructions: target | reconstruction) and, at the end, model/ (save_pretrained with latent statistics,
+training_config.yaml, eval.json).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a source checkout
+
+from gen.training import (  # noqa: E402
+    TrainConfig,
+    batches,
+    check_model_kwargs,
+    make_accelerator,
+    make_ema,
+    make_loader,
+    make_optimizer,
+    resume_step,
+    save_checkpoint,
+    save_pretrained_atomic,
+    log_videos,
+    parse_args,
+)
+from hivae import TOKENIZERS  # noqa: E402
+from hivae.config import load_config, save_config  # noqa: E402
+from hivae.data import DataConfig, build_dataset, collate_clips  # noqa: E402
+from hivae.evaluation import evaluate_tokenizer, reconstruct  # noqa: E402
+from hivae.losses import LossConfig, ReconstructionLoss  # noqa: E402
+
+
+@dataclass
+class TokenizerConfig:
+    model_type: Literal["hivae", "baseline"] = "hivae"  # HiVAE or VideoVAE3D
+    model: dict[str, Any] = field(default_factory=dict)  # constructor (register_to_config) arguments of the model
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval_clips: int = 32  # held-out clips for samples, final metrics and latent statistics
+
+
+def held_out_clips(config: TokenizerConfig) -> torch.Tensor:
+    """(N, 3, T, H, W): the first `eval_clips` items of the dataset under another seed (shapes) or the folder."""
+    dataset = build_dataset(config.data, seed=config.data.seed + 1, sampling="center")
+    count = min(config.eval_clips, len(dataset))
+    return torch.stack([dataset[i]["video"] for i in range(count)])
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(__doc__, argv)
+    config = load_config(args.config, TokenizerConfig, args.overrides)
+    model_cls = TOKENIZERS[config.model_type]
+    check_model_kwargs(model_cls, config.model)
+    tc = config.train
+
+    accelerator = make_accelerator(tc)
+    model = model_cls(**config.model)
+    loss_fn = ReconstructionLoss(config.loss)
+    loader = make_loader(build_dataset(config.data), tc, collate_clips)
+    optimizer, scheduler = make_optimizer(model.parameters(), tc, accelerator.num_processes)
+    model, optimizer, scheduler, loader = accelerator.prepare(model, optimizer, scheduler, loader)
+    loss_fn.to(accelerator.device)
+    disc_optimizer = None
+    if loss_fn.discriminator is not None:
+        disc_optimizer = torch.optim.AdamW(loss_fn.discriminator.parameters(), lr=tc.learning_rate, betas=(0.5, 0.9))
+        loss_fn.discriminator, disc_optimizer = accelerator.prepare(loss_fn.discriminator, disc_optimizer)
+    ema = make_ema(model, tc, accelerator)
+    start = resume_step(accelerator, tc, ema)
+
+    eval_clips = held_out_clips(config)
+    if accelerator.is_main_process:
+        Path(tc.output_dir).mkdir(parents=True, exist_ok=True)
+        save_config(config, Path(tc.output_dir) / "config.yaml")
+        accelerator.init_trackers("tokenizer")
+        unwrapped = accelerator.unwrap_model(model)
+        print(f"{config.model_type}: {sum(p.numel() for p in unwrapped.parameters()) / 1e6:.2f}M parameters, "
+              f"compression {unwrapped.compression_ratio:.1f}x; training steps {start}..{tc.max_steps}")
+
+    step = start
+    progress = tqdm(total=tc.max_steps, initial=start, disable=not accelerator.is_main_process, desc="tokenizer")
+    model.train()
+    for batch in batches(accelerator, loader, start, tc):
+        if step >= tc.max_steps:
+            break
+        video = batch["video"]
+        with accelerator.accumulate(model):
+            out = model(video, sample_posterior=True)
+            loss, logs = loss_fn(out.sample, video, out.kl, step)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and tc.max_grad_norm > 0:
+                logs["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if disc_optimizer is not None and loss_fn.gan_active(step):
+                disc_optimizer.zero_grad(set_to_none=True)  # drop what the generator's loss left there
+                d_loss = loss_fn.discriminator_loss(out.sample, video)
+                accelerator.backward(d_loss)
+                disc_optimizer.step()
+                disc_optimizer.zero_grad(set_to_none=True)
+                logs["d_loss"] = d_loss.item()
+        if not accelerator.sync_gradients:
+            continue
+        step += 1
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(model).parameters())
+        progress.update(1)
+        progress.set_postfix(loss=f"{logs['loss']:.4f}")
+        if step % tc.log_every == 0 or step == tc.max_steps:
+            accelerator.log({f"train/{k}": v for k, v in logs.items()} | {"train/lr": scheduler.get_last_lr()[0]}, step)
+        if tc.sample_every and step % tc.sample_every == 0 and accelerator.is_main_process:
+            recon = reconstruct(accelerator.unwrap_model(model), eval_clips[:4])
+            log_videos(accelerator, "reconstruction", torch.cat([eval_clips[:4], recon], dim=4), step)
+        if step % tc.checkpoint_every == 0 or step == tc.max_steps:
+            save_checkpoint(accelerator, tc, step, ema)
+    progress.close()
+
+    final_dir = Path(tc.output_dir) / "model"
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(model)
+        if ema is not None:
+            ema.copy_to(final.parameters())
+        final.eval()
+        metrics = evaluate_tokenizer(final, eval_clips)
+        if config.model_type == "hivae":
+            with torch.no_grad():
+                param = next(final.parameters())
+                latents = [final.encode(c.to(param.device)).latent_dist.mode() for c in eval_clips.split(8)]
+            from hivae import HierarchicalLatent
+
+            metrics["latent_statistics"] = final.set_latent_statistics(HierarchicalLatent.cat(latents))
+        save_pretrained_atomic(final, final_dir, config)
+        (final_dir / "eval.json").write_text(json.dumps(metrics, indent=2))
+        print(json.dumps({k: v for k, v in metrics.items() if k != "latent_statistics"}, indent=2))
+        print(f"saved tokenizer to {final_dir.resolve()}")
+    accelerator.end_training()
+    return final_dir
+
+
+if __name__ == "__main__":
+    main()

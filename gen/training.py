@@ -1,0 +1,252 @@
+"""Pieces shared by `train_tokenizer.py` and `train_dit.py`: config, accelerator, data order, checkpoints, logging.
+
+Checkpoints are `accelerator.save_state` folders written under a temporary name and renamed when complete, so an
+interrupted run never leaves a checkpoint that looks valid. Data order is a pure function of (seed, epoch), so a
+resumed run sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from hivae.config import ConfigError, save_config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/run"  # checkpoints/, logs/ (tensorboard), samples/ and the final model/ go here
+    seed: int = 0  # seeds model init, data order and noise
+    max_steps: int = 2000  # optimizer steps
+    batch_size: int = 8  # clips per process per micro-batch
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
+    learning_rate: float = 2e-4  # peak learning rate (AdamW)
+    adam_betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    warmup_steps: int = 100  # linear warm-up steps
+    lr_schedule: Literal["cosine", "constant"] = "cosine"  # after warm-up
+    max_grad_norm: float = 1.0  # gradient clipping (0 disables)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast on GPU
+    ema_decay: float = 0.999  # exponential moving average of weights (0 disables)
+    checkpoint_every: int = 500  # steps between save_state checkpoints
+    checkpoints_total_limit: int = 2  # older checkpoints are deleted
+    log_every: int = 10  # steps between tensorboard scalars
+    sample_every: int = 500  # steps between sample videos (0 disables)
+    num_workers: int = 0  # DataLoader workers
+    resume: bool = True  # continue from the latest checkpoint in output_dir
+    allow_tf32: bool = True  # TF32 matmuls on Ampere+ GPUs
+
+
+def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="yaml preset under configs/")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
+    return parser.parse_args(argv)
+
+
+def check_model_kwargs(cls: type, kwargs: dict[str, Any], section: str = "model") -> None:
+    """Reject keys that `cls.__init__` does not take, naming them."""
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ConfigError(f"unknown key '{section}.{unknown[0]}' for {cls.__name__} (known: {', '.join(sorted(accepted))})")
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    output = Path(config.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=config.gradient_accumulation_steps, sync_with_dataloader=False
+        ),
+        log_with="tensorboard",
+        project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
+    )
+    if config.allow_tf32 and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    set_seed(config.seed)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("accelerate").setLevel(logging.WARNING)
+    return accelerator
+
+
+class EpochSampler(Sampler[int]):
+    """Random permutation per epoch, a pure function of (seed, epoch)."""
+
+    def __init__(self, length: int, seed: int):
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def make_loader(dataset: Dataset, config: TrainConfig, collate_fn=None) -> DataLoader:
+    if len(dataset) < config.batch_size:
+        raise ValueError(f"dataset has {len(dataset)} items, fewer than train.batch_size={config.batch_size}")
+    return DataLoader(
+        dataset, batch_size=config.batch_size, sampler=EpochSampler(len(dataset), config.seed), drop_last=True,
+        num_workers=config.num_workers, collate_fn=collate_fn, persistent_workers=config.num_workers > 0,
+    )
+
+
+def batches(accelerator: Accelerator, loader: DataLoader, start_step: int, config: TrainConfig) -> Iterator[Any]:
+    """Endless micro-batches, starting where step `start_step` of an uninterrupted run would be."""
+    consumed = start_step * config.gradient_accumulation_steps
+    epoch, skip = divmod(consumed, len(loader))
+    while True:
+        loader.set_epoch(epoch) if hasattr(loader, "set_epoch") else loader.sampler.set_epoch(epoch)
+        source = accelerator.skip_first_batches(loader, skip) if skip else loader
+        yield from source
+        epoch, skip = epoch + 1, 0
+
+
+def make_optimizer(params, config: TrainConfig, num_processes: int = 1):
+    from diffusers.optimization import get_scheduler
+
+    optimizer = torch.optim.AdamW(
+        params, lr=config.learning_rate, betas=config.adam_betas, weight_decay=config.weight_decay
+    )
+    name = "cosine" if config.lr_schedule == "cosine" else "constant_with_warmup"
+    # accelerate steps a prepared scheduler once per process per optimizer step
+    scheduler = get_scheduler(
+        name, optimizer, num_warmup_steps=config.warmup_steps * num_processes,
+        num_training_steps=config.max_steps * num_processes,
+    )
+    return optimizer, scheduler
+
+
+def make_ema(model: torch.nn.Module, config: TrainConfig, accelerator: Accelerator):
+    """diffusers' EMAModel over `model`'s parameters, registered for checkpointing; None when disabled."""
+    if config.ema_decay <= 0:
+        return None
+    from diffusers.training_utils import EMAModel
+
+    ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=config.ema_decay)
+    ema.to(accelerator.device)
+    return ema
+
+
+def save_ema(ema, folder: Path) -> None:
+    """EMA weights as safetensors (no pickle) plus its step counter."""
+    from safetensors.torch import save_file
+
+    save_file({f"{i:05d}": p.detach().cpu().contiguous() for i, p in enumerate(ema.shadow_params)}, folder / "ema.safetensors")
+    (folder / "ema_state.json").write_text(json.dumps({"optimization_step": ema.optimization_step}))
+
+
+def load_ema(ema, folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(folder / "ema.safetensors")
+    if len(tensors) != len(ema.shadow_params):
+        raise ValueError(f"{folder}/ema.safetensors holds {len(tensors)} tensors, the model has {len(ema.shadow_params)}")
+    for i, shadow in enumerate(ema.shadow_params):
+        shadow.data.copy_(tensors[f"{i:05d}"])
+    ema.optimization_step = json.loads((folder / "ema_state.json").read_text())["optimization_step"]
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.name.startswith("step-") and (p / "trainer_state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def save_checkpoint(accelerator: Accelerator, config: TrainConfig, step: int, ema=None) -> Path | None:
+    """save_state into a temporary folder, then rename; prune to `checkpoints_total_limit`."""
+    root = Path(config.output_dir) / "checkpoints"
+    final = root / f"step-{step:07d}"
+    tmp = root / f".tmp-step-{step:07d}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    if accelerator.is_main_process:
+        if ema is not None:
+            save_ema(ema, tmp)
+        (tmp / "trainer_state.json").write_text(json.dumps({"step": step}))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        for old in checkpoint_dirs(config.output_dir)[: -config.checkpoints_total_limit or None]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def resume_step(accelerator: Accelerator, config: TrainConfig, ema=None) -> int:
+    """Load the latest complete checkpoint when `config.resume`; return the step to continue from."""
+    found = checkpoint_dirs(config.output_dir)
+    if not config.resume or not found:
+        return 0
+    latest = found[-1]
+    accelerator.load_state(str(latest))
+    if ema is not None:
+        load_ema(ema, latest)
+    step = json.loads((latest / "trainer_state.json").read_text())["step"]
+    logger.info("resumed from %s (step %d)", latest, step)
+    return step
+
+
+def save_pretrained_atomic(model, path: str | Path, config_obj=None) -> Path:
+    """`model.save_pretrained` into a temporary folder, then rename over `path`; the training config goes beside."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if config_obj is not None:
+        save_config(config_obj, tmp / "training_config.yaml")
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------------- logging
+def video_grid(videos: torch.Tensor) -> np.ndarray:
+    """(N, 3, T, H, W) in [-1, 1] -> uint8 image (3, N*H, T*W): one row per clip, frames left to right."""
+    from einops import rearrange
+
+    videos = ((videos.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return rearrange(videos, "n c t h w -> c (n h) (t w)").numpy()
+
+
+def log_videos(accelerator: Accelerator, tag: str, videos: torch.Tensor, step: int, fps: int = 8) -> Path:
+    """Write `videos` (N, 3, T, H, W) side by side to samples/<tag>-<step>.mp4 and as an image grid to tensorboard."""
+    from einops import rearrange
+
+    from hivae.data import write_video
+
+    output = Path(accelerator.project_dir) / "samples" / f"{tag}-{step:07d}.mp4"
+    write_video(output, rearrange(videos.float().cpu(), "n c t h w -> c t h (n w)"), fps=fps)
+    tracker = accelerator.get_tracker("tensorboard", unwrap=True)
+    if hasattr(tracker, "add_image"):
+        tracker.add_image(tag, video_grid(videos), step)
+    return output
+

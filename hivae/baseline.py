@@ -1,0 +1,122 @@
+"""`VideoVAE3D`: a plain 3D-conv video VAE (Cosmos/CogVideoX style, 4x8x8 by default) for side-by-side comparison.
+
+Its latent is one tensor (B, c, T/ft, H/fs, W/fs); `latent_channels` sets the compression ratio
+3*ft*fs*fs / c (48x at c=16 for 4x8x8). Same API and training script as `HiVAE`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+from .latents import DiagonalGaussian
+from .layers import ResBlock
+from .outputs import DecoderOutput, EncoderOutput, ReconstructionOutput
+from .validation import check_finite, check_video
+
+
+class _Resample(nn.Module):
+    """Halve (down) or double (up) H, W and optionally T."""
+
+    def __init__(self, channels: int, temporal: bool, up: bool):
+        super().__init__()
+        self.factor = (2 if temporal else 1, 2, 2)
+        self.up = up
+        stride = self.factor if not up else 1
+        self.conv = nn.Conv3d(channels, channels, 3, stride=stride, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.up:
+            x = F.interpolate(x, scale_factor=self.factor, mode="nearest")
+        return self.conv(x)
+
+
+class VideoVAE3D(ModelMixin, ConfigMixin):
+    """Plain 3D-conv VAE. Spatial factor 2**(len(channel_mults)-1), temporal factor 2**temporal_downsample."""
+
+    @register_to_config
+    def __init__(
+        self,
+        sample_size: int = 32,
+        num_frames: int = 16,
+        in_channels: int = 3,
+        base_channels: int = 32,
+        channel_mults: tuple[int, ...] = (1, 2, 2, 4),
+        temporal_downsample: int = 2,
+        latent_channels: int = 16,
+        latent_shift: float = 0.0,
+        latent_scale: float = 1.0,
+    ):
+        super().__init__()
+        channels = [base_channels * m for m in channel_mults]
+        levels = len(channels) - 1
+        if temporal_downsample > levels:
+            raise ValueError(f"temporal_downsample={temporal_downsample} exceeds the {levels} downsampling levels")
+        self.conv_in = nn.Conv3d(in_channels, channels[0], 3, padding=1)
+        down = []
+        for level, ch in enumerate(channels):
+            down.append(ResBlock(channels[max(level - 1, 0)], ch))
+            if level < levels:
+                down.append(_Resample(ch, temporal=level < temporal_downsample, up=False))
+        self.down = nn.Sequential(*down, ResBlock(channels[-1]))
+        self.to_moments = nn.Conv3d(channels[-1], 2 * latent_channels, 1)
+        self.from_latent = nn.Conv3d(latent_channels, channels[-1], 3, padding=1)
+        up, rev = [ResBlock(channels[-1])], channels[::-1]
+        for level, ch in enumerate(rev):
+            up.append(ResBlock(rev[max(level - 1, 0)], ch))
+            if level < levels:
+                up.append(_Resample(ch, temporal=levels - 1 - level < temporal_downsample, up=True))
+        self.up = nn.Sequential(*up)
+        self.conv_out = nn.Sequential(
+            nn.GroupNorm(min(8, channels[0]), channels[0]), nn.SiLU(), nn.Conv3d(channels[0], in_channels, 3, padding=1)
+        )
+
+    @property
+    def spatial_factor(self) -> int:
+        return 2 ** (len(self.config.channel_mults) - 1)
+
+    @property
+    def temporal_factor(self) -> int:
+        return 2**self.config.temporal_downsample
+
+    def latent_shapes(self, num_frames: int | None = None, height: int | None = None, width: int | None = None):
+        c = self.config
+        height, width = height or c.sample_size, width or c.sample_size
+        t = (num_frames or c.num_frames) // self.temporal_factor
+        return ((c.latent_channels, t, height // self.spatial_factor, width // self.spatial_factor),)
+
+    @property
+    def compression_ratio(self) -> float:
+        c = self.config
+        return c.in_channels * c.num_frames * c.sample_size**2 / torch.Size(self.latent_shapes()[0]).numel()
+
+    def encode(self, x: torch.Tensor, return_dict: bool = True) -> EncoderOutput | tuple:
+        """(B, 3, T, H, W) -> DiagonalGaussian over (B, c, T/ft, H/fs, W/fs)."""
+        check_video(x, "video", self.spatial_factor, self.config.in_channels)
+        if x.shape[2] % self.temporal_factor:
+            raise ValueError(f"video has {x.shape[2]} frames, need a multiple of {self.temporal_factor}")
+        mean, logvar = self.to_moments(self.down(self.conv_in(x))).chunk(2, dim=1)
+        dist = DiagonalGaussian(mean, logvar)
+        return EncoderOutput(latent_dist=dist) if return_dict else (dist,)
+
+    def decode(self, latent: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
+        if latent.ndim != 5 or latent.shape[1] != self.config.latent_channels:
+            raise ValueError(f"latent must be (B, {self.config.latent_channels}, t, h, w), got {tuple(latent.shape)}")
+        check_finite(latent, "latent")
+        video = self.conv_out(self.up(self.from_latent(latent)))
+        return DecoderOutput(sample=video) if return_dict else (video,)
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        sample_posterior: bool = False,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+    ) -> ReconstructionOutput | tuple:
+        dist = self.encode(sample).latent_dist
+        latent = dist.sample(generator) if sample_posterior else dist.mode()
+        out = ReconstructionOutput(sample=self.decode(latent).sample, latent=latent, kl=dist.kl())
+        return out if return_dict else out.to_tuple()

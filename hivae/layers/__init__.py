@@ -1,0 +1,12 @@
+"""Reusable layers: attention, MLP, convolutional blocks, position/timestep embeddings, adaLN modulation."""
+
+from .attention import Attention, set_attention_backend
+from .conv import Downsample2x, ResBlock, Upsample2x
+from .embeddings import sincos_embedding_1d, sincos_embedding_3d, timestep_embedding
+from .mlp import Mlp
+from .spacetime import SpaceTimeBlock, SpaceTimeTransformer
+
+__all__ = [
+    "Attention", "Downsample2x", "Mlp", "ResBlock", "SpaceTimeBlock", "SpaceTimeTransformer", "Upsample2x",
+    "set_attention_backend", "sincos_embedding_1d", "sincos_embedding_3d", "timestep_embedding",
+]

@@ -1,0 +1,272 @@
+"""`HiVAE`: the hierarchical video tokenizer tying encoder, structure and dynamics branches and the decoder.
+
+    video (B, 3, T, H, W) --Encoder--> z (B, C, T, h, w) --StructureBranch--> structure (B, d_s, n_q, h_s, w_s)
+                                                        --DynamicsBranch---> dynamics  (B, d_d, T, p_h, p_w)
+    HierarchicalLatent --LatentFusion--> (B, C, T, h, w) --PixelDecoder--> video (B, 3, T, H, W)
+
+Clips longer than `num_frames` are split into windows (`enable_tiling`), encoded independently, and blended with
+linear ramps where windows overlap. `enable_slicing` encodes/decodes one clip of the batch at a time.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+from .decoder import LatentFusion, PixelDecoder
+from .dynamics import DynamicsBranch
+from .encoder import Encoder
+from .latents import DiagonalGaussian, HierarchicalLatent, HierarchicalLatentDistribution
+from .outputs import DecoderOutput, EncoderOutput, ReconstructionOutput
+from .structure import StructureBranch
+from .validation import check_finite, check_video
+
+
+def window_starts(total: int, window: int, overlap: int) -> list[int]:
+    """Start frames of windows of `window` frames covering `total` frames; the last window ends at `total`."""
+    if total < window:
+        raise ValueError(f"video has {total} frames, need at least num_frames={window}")
+    if not 0 <= overlap < window:
+        raise ValueError(f"tile overlap must be in [0, {window}), got {overlap}")
+    starts = list(range(0, total - window + 1, window - overlap))
+    if starts[-1] + window < total:
+        starts.append(total - window)
+    return starts
+
+
+def blend_windows(windows: list[torch.Tensor], starts: list[int], total: int) -> torch.Tensor:
+    """Average overlapping windows (B, C, T_w, H, W) into (B, C, total, H, W) with linear cross-fades."""
+    b, c, length, h, w = windows[0].shape
+    out = windows[0].new_zeros(b, c, total, h, w)
+    weight = windows[0].new_zeros(1, 1, total, 1, 1)
+    for index, (clip, start) in enumerate(zip(windows, starts)):
+        ramp = torch.ones(length, device=clip.device, dtype=clip.dtype)
+        if index > 0:  # fade in over the overlap with the previous window
+            overlap = starts[index - 1] + length - start
+            ramp[:overlap] = torch.linspace(0, 1, overlap + 2, device=clip.device, dtype=clip.dtype)[1:-1]
+        if index < len(starts) - 1:
+            overlap = start + length - starts[index + 1]
+            if overlap > 0:
+                ramp[length - overlap :] = torch.minimum(
+                    ramp[length - overlap :],
+                    torch.linspace(1, 0, overlap + 2, device=clip.device, dtype=clip.dtype)[1:-1],
+                )
+        ramp = ramp.view(1, 1, length, 1, 1)
+        out[:, :, start : start + length] += clip * ramp
+        weight[:, :, start : start + length] += ramp
+    return out / weight
+
+
+class HiVAE(ModelMixin, ConfigMixin):
+    """Hierarchical video VAE with a slow structure latent and a fast dynamics latent.
+
+    Args:
+        sample_size: training clip side H = W in pixels (other sizes work if divisible by `spatial_factor`).
+        num_frames: frames T per clip (per window when tiling).
+        base_channels, channel_mults: conv widths per level; 2**(len(channel_mults)-1) = spatial factor of `z`.
+        width, encoder_depth, decoder_depth, heads: space-time transformer size of encoder and decoder.
+        structure_channels (d_s), num_queries (n_q), structure_downsample, qformer_depth: structure branch.
+        dynamics_channels (d_d), dynamics_pool ((p_h, p_w)): dynamics branch.
+        decoder_type: "deterministic" (one pass). Other decoders plug in after `LatentFusion`.
+        structure_shift/scale, dynamics_shift/scale: latent statistics used by `normalize_latent` for the DiT.
+    """
+
+    _supports_gradient_checkpointing = False
+
+    @register_to_config
+    def __init__(
+        self,
+        sample_size: int = 32,
+        num_frames: int = 16,
+        in_channels: int = 3,
+        base_channels: int = 32,
+        channel_mults: tuple[int, ...] = (1, 2, 2, 2),
+        width: int = 128,
+        encoder_depth: int = 2,
+        decoder_depth: int = 2,
+        heads: int = 4,
+        structure_channels: int = 4,
+        num_queries: int = 4,
+        structure_downsample: int = 1,
+        qformer_depth: int = 2,
+        dynamics_channels: int = 2,
+        dynamics_pool: tuple[int, int] = (1, 1),
+        decoder_type: str = "deterministic",
+        structure_shift: float = 0.0,
+        structure_scale: float = 1.0,
+        dynamics_shift: float = 0.0,
+        dynamics_scale: float = 1.0,
+    ):
+        super().__init__()
+        if decoder_type != "deterministic":
+            raise ValueError(f"decoder_type must be 'deterministic', got {decoder_type!r}")
+        channel_mults = tuple(channel_mults)
+        self.encoder = Encoder(in_channels, base_channels, channel_mults, width, encoder_depth, heads)
+        self.structure_branch = StructureBranch(
+            width, structure_channels, num_queries, structure_downsample, qformer_depth, heads
+        )
+        self.dynamics_branch = DynamicsBranch(width, dynamics_channels, tuple(dynamics_pool))
+        self.fusion = LatentFusion(
+            width, structure_channels, dynamics_channels, num_queries, num_frames, structure_downsample
+        )
+        self.decoder = PixelDecoder(width, decoder_depth, heads, base_channels, channel_mults, in_channels)
+        self.use_slicing = False
+        self.tile_overlap: int | None = None
+
+    # ----------------------------------------------------------------- geometry
+    @property
+    def spatial_factor(self) -> int:
+        """Pixels per structure-latent cell along H and W."""
+        return 2 ** (len(self.config.channel_mults) - 1 + self.config.structure_downsample)
+
+    def latent_shapes(self, num_frames: int | None = None, height: int | None = None, width: int | None = None):
+        """Per-clip shapes ((d_s, n_q, h_s, w_s), (d_d, t, p_h, p_w)) for a clip of the given size."""
+        c = self.config
+        height, width = height or c.sample_size, width or c.sample_size
+        windows = len(window_starts(num_frames or c.num_frames, c.num_frames, self.tile_overlap or 0))
+        grid = (height // self.spatial_factor, width // self.spatial_factor)
+        return (
+            (c.structure_channels, windows * c.num_queries, *grid),
+            (c.dynamics_channels, windows * c.num_frames, *c.dynamics_pool),
+        )
+
+    @property
+    def compression_ratio(self) -> float:
+        """(3*T*H*W) / (numbers in structure + dynamics) for one training-size clip."""
+        c = self.config
+        structure, dynamics = self.latent_shapes()
+        latent = torch.Size(structure).numel() + torch.Size(dynamics).numel()
+        return c.in_channels * c.num_frames * c.sample_size**2 / latent
+
+    # ----------------------------------------------------------------- tiling / slicing switches
+    def enable_tiling(self, overlap: int = 4) -> None:
+        """Accept clips longer than `num_frames`: windows overlapping by `overlap` frames, blended on decode."""
+        window_starts(self.config.num_frames, self.config.num_frames, overlap)  # validates overlap
+        self.tile_overlap = overlap
+
+    def disable_tiling(self) -> None:
+        self.tile_overlap = None
+
+    def enable_slicing(self) -> None:
+        """Encode and decode one clip of the batch at a time (lower peak memory)."""
+        self.use_slicing = True
+
+    def disable_slicing(self) -> None:
+        self.use_slicing = False
+
+    # ----------------------------------------------------------------- encode
+    def _encode_window(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        z = self.encoder(x)
+        return (*self.structure_branch(z), *self.dynamics_branch(z))
+
+    def _encode_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        total, window = x.shape[2], self.config.num_frames
+        if total != window and self.tile_overlap is None:
+            raise ValueError(
+                f"video has {total} frames but the model takes num_frames={window}; call enable_tiling() for "
+                "longer clips"
+            )
+        starts = window_starts(total, window, self.tile_overlap or 0)
+        parts = [self._encode_window(x[:, :, s : s + window]) for s in starts]
+        return tuple(torch.cat(moments, dim=2) for moments in zip(*parts))
+
+    def encode(self, x: torch.Tensor, return_dict: bool = True) -> EncoderOutput | tuple:
+        """Video (B, 3, T, H, W) in [-1, 1] -> posterior over HierarchicalLatent (see `hivae.latents`)."""
+        check_video(x, "video", self.spatial_factor, self.config.in_channels)
+        if self.use_slicing and x.shape[0] > 1:
+            moments = [self._encode_moments(clip) for clip in x.split(1)]
+            moments = tuple(torch.cat(m, dim=0) for m in zip(*moments))
+        else:
+            moments = self._encode_moments(x)
+        s_mean, s_logvar, d_mean, d_logvar = moments
+        dist = HierarchicalLatentDistribution(DiagonalGaussian(s_mean, s_logvar), DiagonalGaussian(d_mean, d_logvar))
+        return EncoderOutput(latent_dist=dist) if return_dict else (dist,)
+
+    # ----------------------------------------------------------------- decode
+    def _check_latent(self, latent: HierarchicalLatent) -> int:
+        c = self.config
+        if not isinstance(latent, HierarchicalLatent):
+            raise TypeError(f"latent must be a HierarchicalLatent, got {type(latent).__name__}")
+        s, d = latent.structure, latent.dynamics
+        if s.ndim != 5 or s.shape[1] != c.structure_channels or s.shape[2] % c.num_queries:
+            raise ValueError(
+                f"structure latent must be (B, {c.structure_channels}, k*{c.num_queries}, h_s, w_s), got {tuple(s.shape)}"
+            )
+        windows = s.shape[2] // c.num_queries
+        expected = (s.shape[0], c.dynamics_channels, windows * c.num_frames, *c.dynamics_pool)
+        if tuple(d.shape) != expected:
+            raise ValueError(f"dynamics latent must be {expected} to match the structure latent, got {tuple(d.shape)}")
+        check_finite(s, "structure latent")
+        check_finite(d, "dynamics latent")
+        return windows
+
+    def _decode_one(self, latent: HierarchicalLatent, num_frames: int | None) -> torch.Tensor:
+        c = self.config
+        windows = self._check_latent(latent)
+        if windows == 1:
+            return self.decoder(self.fusion(latent))
+        overlap = self.tile_overlap or 0
+        total = num_frames or windows * c.num_frames - (windows - 1) * overlap
+        starts = window_starts(total, c.num_frames, overlap)
+        if len(starts) != windows:
+            raise ValueError(f"latent holds {windows} windows but {total} frames with overlap {overlap} need {len(starts)}")
+        clips = []
+        for index in range(windows):
+            part = HierarchicalLatent(
+                latent.structure[:, :, index * c.num_queries : (index + 1) * c.num_queries],
+                latent.dynamics[:, :, index * c.num_frames : (index + 1) * c.num_frames],
+            )
+            clips.append(self.decoder(self.fusion(part)))
+        return blend_windows(clips, starts, total)
+
+    def decode(
+        self, latent: HierarchicalLatent, num_frames: int | None = None, return_dict: bool = True
+    ) -> DecoderOutput | tuple:
+        """HierarchicalLatent -> video (B, 3, T, H, W). `num_frames`: length of a tiled video (default: exact fit)."""
+        if self.use_slicing and latent.batch_size > 1:
+            video = torch.cat([self._decode_one(latent[i : i + 1], num_frames) for i in range(latent.batch_size)])
+        else:
+            video = self._decode_one(latent, num_frames)
+        return DecoderOutput(sample=video) if return_dict else (video,)
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        sample_posterior: bool = False,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+    ) -> ReconstructionOutput | tuple:
+        """Reconstruct a video: encode, take the posterior mean (or a sample), decode."""
+        dist = self.encode(sample).latent_dist
+        latent = dist.sample(generator) if sample_posterior else dist.mode()
+        video = self.decode(latent, num_frames=sample.shape[2]).sample
+        out = ReconstructionOutput(sample=video, latent=latent, kl=dist.kl())
+        return out if return_dict else out.to_tuple()
+
+    # ----------------------------------------------------------------- latent normalisation for the DiT
+    def normalize_latent(self, latent: HierarchicalLatent) -> HierarchicalLatent:
+        """(z - shift) / scale per part, using the statistics stored in the config."""
+        c = self.config
+        return HierarchicalLatent(
+            (latent.structure - c.structure_shift) / c.structure_scale,
+            (latent.dynamics - c.dynamics_shift) / c.dynamics_scale,
+        )
+
+    def denormalize_latent(self, latent: HierarchicalLatent) -> HierarchicalLatent:
+        c = self.config
+        return HierarchicalLatent(
+            latent.structure * c.structure_scale + c.structure_shift,
+            latent.dynamics * c.dynamics_scale + c.dynamics_shift,
+        )
+
+    def set_latent_statistics(self, latents: HierarchicalLatent) -> dict[str, float]:
+        """Store per-part mean/std of a batch of latents (posterior means) in the config; returns them."""
+        stats = {
+            "structure_shift": latents.structure.float().mean().item(),
+            "structure_scale": latents.structure.float().std().clamp_min(1e-6).item(),
+            "dynamics_shift": latents.dynamics.float().mean().item(),
+            "dynamics_scale": latents.dynamics.float().std().clamp_min(1e-6).item(),
+        }
+        self.register_to_config(**stats)
+        return stats

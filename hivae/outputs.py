@@ -1,0 +1,26 @@
+"""Output dataclasses of the tokenizers (diffusers' BaseOutput: attribute, key or tuple access)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from diffusers.utils import BaseOutput
+
+
+@dataclass
+class EncoderOutput(BaseOutput):
+    latent_dist: Any  # HierarchicalLatentDistribution (HiVAE) or DiagonalGaussian (baseline)
+
+
+@dataclass
+class DecoderOutput(BaseOutput):
+    sample: torch.Tensor  # (B, 3, T, H, W) in [-1, 1]
+
+
+@dataclass
+class ReconstructionOutput(BaseOutput):
+    sample: torch.Tensor  # (B, 3, T, H, W) reconstruction
+    latent: Any  # the latent that was decoded
+    kl: torch.Tensor  # (B,) KL of the posterior to N(0, I), per latent element
