@@ -1,0 +1,266 @@
+"""`HiVAEDiT`: a diffusion transformer over the two-part HiVAE latent.
+
+One token sequence holds the structure latent, patchified on its (n_q, h_s, w_s) grid, followed by one dynamics token
+per frame. Each token gets a type embedding and a sin-cos position embedding. DiT blocks use adaLN-Zero on
+(timestep + class + pooled text), self-attention through SDPA, cross-attention to the text encoder's hidden states and
+an MLP. Dropping the class/text condition (replaced by learned null embeddings) trains the unconditional branch that
+classifier-free guidance needs.
+
+Shapes: structure (B, d_s, n_q, h_s, w_s) -> (B, n_q*(h_s/p)*(w_s/p), d_s*p*p) tokens;
+        dynamics  (B, d_d, T, p_h, p_w)   -> (B, T, d_d*p_h*p_w) tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+from einops import rearrange
+
+from hivae.latents import HierarchicalLatent
+from hivae.layers import Attention, Mlp, sincos_embedding_1d, sincos_embedding_3d, timestep_embedding
+from hivae.layers.modulation import modulate
+
+DIT_SIZES = {  # name -> (hidden_size, depth, heads)
+    "DiT-T": (128, 4, 4),
+    "DiT-S": (384, 12, 6),
+    "DiT-B": (768, 12, 12),
+}
+
+
+@dataclass
+class HiVAEDiTOutput(BaseOutput):
+    sample: HierarchicalLatent  # predicted velocity, same shapes as the input latent
+
+
+class DiTBlock(nn.Module):
+    """adaLN-Zero self-attention and MLP, with plain pre-norm cross-attention to text in between."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, context_dim: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.cross = Attention(dim, heads, context_dim=dim) if context_dim else None
+        self.norm_cross = nn.LayerNorm(dim) if context_dim else None
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, mlp_ratio)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor, context: torch.Tensor | None, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond).chunk(6, dim=-1)
+        x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1))
+        if self.cross is not None:
+            x = x + self.cross(self.norm_cross(x), context, mask)
+        return x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+        self.linear = nn.Linear(dim, out_dim)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.modulation(cond).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm(x), shift, scale))
+
+
+class HiVAEDiT(ModelMixin, ConfigMixin):
+    """Velocity-predicting transformer over (structure, dynamics) latents.
+
+    Args:
+        structure_channels, num_queries, structure_size: the structure latent (d_s, n_q, (h_s, w_s)).
+        dynamics_channels, num_frames, dynamics_pool: the dynamics latent (d_d, T, (p_h, p_w)).
+        patch_size: spatial patch of the structure grid.
+        hidden_size, depth, heads, mlp_ratio: transformer size (see `DIT_SIZES`).
+        num_classes: class-label conditioning (0 = none). text_dim: text encoder width (0 = no text).
+        condition_dropout: probability of dropping the class/text condition in training (for CFG).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        structure_channels: int = 4,
+        num_queries: int = 4,
+        structure_size: tuple[int, int] = (2, 2),
+        dynamics_channels: int = 2,
+        num_frames: int = 16,
+        dynamics_pool: tuple[int, int] = (1, 1),
+        patch_size: int = 1,
+        hidden_size: int = 256,
+        depth: int = 6,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        num_classes: int = 0,
+        text_dim: int = 384,
+        condition_dropout: float = 0.1,
+    ):
+        super().__init__()
+        h_s, w_s = structure_size
+        if h_s % patch_size or w_s % patch_size:
+            raise ValueError(f"structure_size {structure_size} must be divisible by patch_size {patch_size}")
+        if num_classes <= 0 and text_dim <= 0:
+            raise ValueError("HiVAEDiT needs a condition: num_classes > 0 and/or text_dim > 0")
+        self.structure_in = nn.Linear(structure_channels * patch_size**2, hidden_size)
+        self.dynamics_in = nn.Linear(dynamics_channels * dynamics_pool[0] * dynamics_pool[1], hidden_size)
+        self.type_embedding = nn.Parameter(torch.zeros(2, hidden_size))
+        self.time_mlp = nn.Sequential(nn.Linear(256, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+        # class table has one extra row: the null class used for dropped / unconditional samples
+        self.class_embedding = nn.Embedding(num_classes + 1, hidden_size) if num_classes > 0 else None
+        if text_dim > 0:
+            self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, hidden_size))
+            self.pooled_proj = nn.Sequential(nn.Linear(text_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+            self.null_text = nn.Parameter(torch.zeros(1, text_dim))  # the unconditional "prompt": one token
+        self.blocks = nn.ModuleList(
+            DiTBlock(hidden_size, heads, mlp_ratio, hidden_size if text_dim > 0 else 0) for _ in range(depth)
+        )
+        self.structure_out = FinalLayer(hidden_size, structure_channels * patch_size**2)
+        self.dynamics_out = FinalLayer(hidden_size, dynamics_channels * dynamics_pool[0] * dynamics_pool[1])
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Xavier for linear layers; zero adaLN modulation and output layers (adaLN-Zero)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.type_embedding, std=0.02)
+        if self.class_embedding is not None:
+            nn.init.normal_(self.class_embedding.weight, std=0.02)
+        for block in self.blocks:
+            nn.init.zeros_(block.modulation[-1].weight)
+            nn.init.zeros_(block.modulation[-1].bias)
+        for final in (self.structure_out, self.dynamics_out):
+            for layer in (final.modulation[-1], final.linear):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    @property
+    def null_class(self) -> int:
+        return self.config.num_classes
+
+    def num_tokens(self) -> int:
+        c = self.config
+        return c.num_queries * (c.structure_size[0] // c.patch_size) * (c.structure_size[1] // c.patch_size) + c.num_frames
+
+    def latent_shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Per-clip latent shapes this model generates: ((d_s, n_q, h_s, w_s), (d_d, T, p_h, p_w))."""
+        c = self.config
+        return (
+            (c.structure_channels, c.num_queries, *c.structure_size),
+            (c.dynamics_channels, c.num_frames, *c.dynamics_pool),
+        )
+
+    def _tokens(self, latent: HierarchicalLatent) -> torch.Tensor:
+        c, p = self.config, self.config.patch_size
+        expected = self.latent_shapes()
+        for name, tensor, shape in (("structure", latent.structure, expected[0]), ("dynamics", latent.dynamics, expected[1])):
+            if tuple(tensor.shape[1:]) != tuple(shape):
+                raise ValueError(f"{name} latent must be (B, {', '.join(map(str, shape))}), got {tuple(tensor.shape)}")
+        s = rearrange(latent.structure, "b c n (h p) (w q) -> b (n h w) (c p q)", p=p, q=p)
+        d = rearrange(latent.dynamics, "b c t ph pw -> b t (c ph pw)")
+        grid = (c.num_queries, c.structure_size[0] // p, c.structure_size[1] // p)
+        dim = c.hidden_size
+        s = self.structure_in(s) + self.type_embedding[0] + sincos_embedding_3d(*grid, dim, s.device).to(s.dtype)
+        frames = torch.arange(c.num_frames, device=d.device)
+        d = self.dynamics_in(d) + self.type_embedding[1] + sincos_embedding_1d(frames, dim).to(d.dtype)
+        return torch.cat([s, d], dim=1)
+
+    def _condition(
+        self,
+        timestep: torch.Tensor,
+        class_labels: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor | None,
+        encoder_attention_mask: torch.Tensor | None,
+        drop: torch.Tensor | None,
+        batch: int,
+        dtype: torch.dtype,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Conditioning vector (B, D) and the cross-attention context (B, L, D) + mask (B, L)."""
+        device = timestep.device
+        cond = self.time_mlp(timestep_embedding(timestep.float(), 256).to(dtype))
+        if self.class_embedding is not None:
+            labels = class_labels if class_labels is not None else torch.full((batch,), self.null_class, device=device)
+            if drop is not None:
+                labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
+            cond = cond + self.class_embedding(labels)
+        context = mask = None
+        if self.config.text_dim > 0:
+            null = self.null_text.to(dtype)[None].expand(batch, 1, -1)
+            if encoder_hidden_states is None:
+                states, mask = null, torch.ones(batch, 1, dtype=torch.bool, device=device)
+            else:
+                states = encoder_hidden_states.to(dtype)
+                mask = (
+                    torch.ones(states.shape[:2], dtype=torch.bool, device=device)
+                    if encoder_attention_mask is None else encoder_attention_mask.bool()
+                )
+                if drop is not None:  # dropped rows see only the null token
+                    states = torch.cat([null, states], dim=1)
+                    mask = torch.cat([drop[:, None], mask & ~drop[:, None]], dim=1)
+            pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+            cond = cond + self.pooled_proj(pooled)
+            context = self.text_proj(states)
+        return cond, context, mask
+
+    def forward(
+        self,
+        sample: HierarchicalLatent,
+        timestep: torch.Tensor,
+        class_labels: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        force_drop: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> HiVAEDiTOutput | tuple:
+        """Predict the flow-matching velocity.
+
+        Args:
+            sample: noisy normalised latent. timestep: (B,) or scalar, sigma * 1000.
+            class_labels: (B,) long, or None (null class). encoder_hidden_states: (B, L, text_dim) or None (null
+            text); encoder_attention_mask: (B, L) bool/int, 1 = token.
+            force_drop: (B,) bool, replace the condition by the null one for these rows (training dropout; also
+            how a batch mixes conditional and unconditional rows).
+        """
+        batch = sample.batch_size
+        tokens = self._tokens(sample)
+        timestep = torch.as_tensor(timestep, device=tokens.device)
+        timestep = timestep.expand(batch) if timestep.ndim == 0 else timestep
+        drop = force_drop
+        if self.training and self.config.condition_dropout > 0:
+            rand = torch.rand(batch, device=tokens.device) < self.config.condition_dropout
+            drop = rand if drop is None else drop | rand
+        cond, context, mask = self._condition(
+            timestep, class_labels, encoder_hidden_states, encoder_attention_mask, drop, batch, tokens.dtype
+        )
+        for block in self.blocks:
+            tokens = block(tokens, cond, context, mask)
+        n_s = tokens.shape[1] - self.config.num_frames
+        c, p = self.config, self.config.patch_size
+        structure = rearrange(
+            self.structure_out(tokens[:, :n_s], cond), "b (n h w) (c p q) -> b c n (h p) (w q)",
+            n=c.num_queries, h=c.structure_size[0] // p, p=p, q=p,
+        )
+        dynamics = rearrange(
+            self.dynamics_out(tokens[:, n_s:], cond), "b t (c ph pw) -> b c t ph pw",
+            ph=c.dynamics_pool[0], pw=c.dynamics_pool[1],
+        )
+        out = HierarchicalLatent(structure, dynamics)
+        return HiVAEDiTOutput(sample=out) if return_dict else (out,)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, **kwargs) -> "HiVAEDiT":
+        """A DiT whose latent shapes match a trained HiVAE (at its training clip size)."""
+        (d_s, n_q, h_s, w_s), (d_d, t, p_h, p_w) = tokenizer.latent_shapes()
+        shapes = dict(
+            structure_channels=d_s, num_queries=n_q, structure_size=(h_s, w_s), dynamics_channels=d_d,
+            num_frames=t, dynamics_pool=(p_h, p_w),
+        )
+        return cls(**(shapes | kwargs))
