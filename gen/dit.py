@@ -116,7 +116,9 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
         self.class_embedding = nn.Embedding(num_classes + 1, hidden_size) if num_classes > 0 else None
         if text_dim > 0:
             self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, hidden_size))
-            self.pooled_proj = nn.Sequential(nn.Linear(text_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+            self.pooled_proj = nn.Sequential(
+                nn.Linear(text_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
+            )
             self.null_text = nn.Parameter(torch.zeros(1, text_dim))  # the unconditional "prompt": one token
         self.blocks = nn.ModuleList(
             DiTBlock(hidden_size, heads, mlp_ratio, hidden_size if text_dim > 0 else 0) for _ in range(depth)
@@ -148,7 +150,10 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
 
     def num_tokens(self) -> int:
         c = self.config
-        return c.num_queries * (c.structure_size[0] // c.patch_size) * (c.structure_size[1] // c.patch_size) + c.num_frames
+        return (
+            c.num_queries * (c.structure_size[0] // c.patch_size) * (c.structure_size[1] // c.patch_size)
+            + c.num_frames
+        )
 
     def latent_shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Per-clip latent shapes this model generates: ((d_s, n_q, h_s, w_s), (d_d, T, p_h, p_w))."""
@@ -161,7 +166,10 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
     def _tokens(self, latent: HierarchicalLatent) -> torch.Tensor:
         c, p = self.config, self.config.patch_size
         expected = self.latent_shapes()
-        for name, tensor, shape in (("structure", latent.structure, expected[0]), ("dynamics", latent.dynamics, expected[1])):
+        for name, tensor, shape in (
+            ("structure", latent.structure, expected[0]),
+            ("dynamics", latent.dynamics, expected[1]),
+        ):
             if tuple(tensor.shape[1:]) != tuple(shape):
                 raise ValueError(f"{name} latent must be (B, {', '.join(map(str, shape))}), got {tuple(tensor.shape)}")
         s = rearrange(latent.structure, "b c n (h p) (w q) -> b (n h w) (c p q)", p=p, q=p)
@@ -200,7 +208,8 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
                 states = encoder_hidden_states.to(dtype)
                 mask = (
                     torch.ones(states.shape[:2], dtype=torch.bool, device=device)
-                    if encoder_attention_mask is None else encoder_attention_mask.bool()
+                    if encoder_attention_mask is None
+                    else encoder_attention_mask.bool()
                 )
                 if drop is not None:  # dropped rows see only the null token
                     states = torch.cat([null, states], dim=1)
@@ -245,12 +254,18 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
         n_s = tokens.shape[1] - self.config.num_frames
         c, p = self.config, self.config.patch_size
         structure = rearrange(
-            self.structure_out(tokens[:, :n_s], cond), "b (n h w) (c p q) -> b c n (h p) (w q)",
-            n=c.num_queries, h=c.structure_size[0] // p, p=p, q=p,
+            self.structure_out(tokens[:, :n_s], cond),
+            "b (n h w) (c p q) -> b c n (h p) (w q)",
+            n=c.num_queries,
+            h=c.structure_size[0] // p,
+            p=p,
+            q=p,
         )
         dynamics = rearrange(
-            self.dynamics_out(tokens[:, n_s:], cond), "b t (c ph pw) -> b c t ph pw",
-            ph=c.dynamics_pool[0], pw=c.dynamics_pool[1],
+            self.dynamics_out(tokens[:, n_s:], cond),
+            "b t (c ph pw) -> b c t ph pw",
+            ph=c.dynamics_pool[0],
+            pw=c.dynamics_pool[1],
         )
         out = HierarchicalLatent(structure, dynamics)
         return HiVAEDiTOutput(sample=out) if return_dict else (out,)
@@ -260,7 +275,11 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
         """A DiT whose latent shapes match a trained HiVAE (at its training clip size)."""
         (d_s, n_q, h_s, w_s), (d_d, t, p_h, p_w) = tokenizer.latent_shapes()
         shapes = dict(
-            structure_channels=d_s, num_queries=n_q, structure_size=(h_s, w_s), dynamics_channels=d_d,
-            num_frames=t, dynamics_pool=(p_h, p_w),
+            structure_channels=d_s,
+            num_queries=n_q,
+            structure_size=(h_s, w_s),
+            dynamics_channels=d_d,
+            num_frames=t,
+            dynamics_pool=(p_h, p_w),
         )
         return cls(**(shapes | kwargs))

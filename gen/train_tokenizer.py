@@ -18,23 +18,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a source checkout
 
 from gen.training import (  # noqa: E402
     TrainConfig,
-    batches,
     check_model_kwargs,
+    log_videos,
     make_accelerator,
     make_ema,
     make_loader,
     make_optimizer,
-    resume_step,
-    save_checkpoint,
-    save_pretrained_atomic,
-    log_videos,
     parse_args,
+    resume_step,
+    run_training_loop,
+    save_pretrained_atomic,
 )
 from hivae import TOKENIZERS  # noqa: E402
 from hivae.config import load_config, save_config  # noqa: E402
@@ -87,47 +85,34 @@ def main(argv: list[str] | None = None) -> Path:
         save_config(config, Path(tc.output_dir) / "config.yaml")
         accelerator.init_trackers("tokenizer")
         unwrapped = accelerator.unwrap_model(model)
-        print(f"{config.model_type}: {sum(p.numel() for p in unwrapped.parameters()) / 1e6:.2f}M parameters, "
-              f"compression {unwrapped.compression_ratio:.1f}x; training steps {start}..{tc.max_steps}")
+        print(
+            f"{config.model_type}: {sum(p.numel() for p in unwrapped.parameters()) / 1e6:.2f}M parameters, "
+            f"compression {unwrapped.compression_ratio:.1f}x; training steps {start}..{tc.max_steps}"
+        )
 
-    step = start
-    progress = tqdm(total=tc.max_steps, initial=start, disable=not accelerator.is_main_process, desc="tokenizer")
-    model.train()
-    for batch in batches(accelerator, loader, start, tc):
-        if step >= tc.max_steps:
-            break
+    def step_fn(batch, step):
         video = batch["video"]
-        with accelerator.accumulate(model):
-            out = model(video, sample_posterior=True)
-            loss, logs = loss_fn(out.sample, video, out.kl, step)
-            accelerator.backward(loss)
-            if accelerator.sync_gradients and tc.max_grad_norm > 0:
-                logs["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm))
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if disc_optimizer is not None and loss_fn.gan_active(step):
-                disc_optimizer.zero_grad(set_to_none=True)  # drop what the generator's loss left there
-                d_loss = loss_fn.discriminator_loss(out.sample, video)
-                accelerator.backward(d_loss)
-                disc_optimizer.step()
-                disc_optimizer.zero_grad(set_to_none=True)
-                logs["d_loss"] = d_loss.item()
-        if not accelerator.sync_gradients:
-            continue
-        step += 1
-        if ema is not None:
-            ema.step(accelerator.unwrap_model(model).parameters())
-        progress.update(1)
-        progress.set_postfix(loss=f"{logs['loss']:.4f}")
-        if step % tc.log_every == 0 or step == tc.max_steps:
-            accelerator.log({f"train/{k}": v for k, v in logs.items()} | {"train/lr": scheduler.get_last_lr()[0]}, step)
-        if tc.sample_every and step % tc.sample_every == 0 and accelerator.is_main_process:
-            recon = reconstruct(accelerator.unwrap_model(model), eval_clips[:4])
-            log_videos(accelerator, "reconstruction", torch.cat([eval_clips[:4], recon], dim=4), step)
-        if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-            save_checkpoint(accelerator, tc, step, ema)
-    progress.close()
+        out = model(video, sample_posterior=True)
+        loss, logs = loss_fn(out.sample, video, out.kl, step)
+        if disc_optimizer is None or not loss_fn.gan_active(step):
+            return loss, logs, None
+
+        def update_discriminator():
+            disc_optimizer.zero_grad(set_to_none=True)  # drop what the generator's loss left there
+            d_loss = loss_fn.discriminator_loss(out.sample, video)
+            accelerator.backward(d_loss)
+            disc_optimizer.step()
+            return {"d_loss": d_loss.item()}
+
+        return loss, logs, update_discriminator
+
+    def sample_fn(step):
+        recon = reconstruct(accelerator.unwrap_model(model), eval_clips[:4])
+        log_videos(accelerator, "reconstruction", torch.cat([eval_clips[:4], recon], dim=4), step)
+
+    run_training_loop(
+        accelerator, model, optimizer, scheduler, loader, tc, ema, start, step_fn, sample_fn, desc="tokenizer"
+    )
 
     final_dir = Path(tc.output_dir) / "model"
     if accelerator.is_main_process:

@@ -13,15 +13,17 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
 
 from hivae.config import ConfigError, save_config
 
@@ -50,6 +52,7 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader workers
     resume: bool = True  # continue from the latest checkpoint in output_dir
     allow_tf32: bool = True  # TF32 matmuls on Ampere+ GPUs
+    max_minutes: float = 0.0  # stop early (checkpoint + final export) after this wall time; 0 = no limit
 
 
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,7 +67,9 @@ def check_model_kwargs(cls: type, kwargs: dict[str, Any], section: str = "model"
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
-        raise ConfigError(f"unknown key '{section}.{unknown[0]}' for {cls.__name__} (known: {', '.join(sorted(accepted))})")
+        raise ConfigError(
+            f"unknown key '{section}.{unknown[0]}' for {cls.__name__} (known: {', '.join(sorted(accepted))})"
+        )
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -107,8 +112,13 @@ def make_loader(dataset: Dataset, config: TrainConfig, collate_fn=None) -> DataL
     if len(dataset) < config.batch_size:
         raise ValueError(f"dataset has {len(dataset)} items, fewer than train.batch_size={config.batch_size}")
     return DataLoader(
-        dataset, batch_size=config.batch_size, sampler=EpochSampler(len(dataset), config.seed), drop_last=True,
-        num_workers=config.num_workers, collate_fn=collate_fn, persistent_workers=config.num_workers > 0,
+        dataset,
+        batch_size=config.batch_size,
+        sampler=EpochSampler(len(dataset), config.seed),
+        drop_last=True,
+        num_workers=config.num_workers,
+        collate_fn=collate_fn,
+        persistent_workers=config.num_workers > 0,
     )
 
 
@@ -132,7 +142,9 @@ def make_optimizer(params, config: TrainConfig, num_processes: int = 1):
     name = "cosine" if config.lr_schedule == "cosine" else "constant_with_warmup"
     # accelerate steps a prepared scheduler once per process per optimizer step
     scheduler = get_scheduler(
-        name, optimizer, num_warmup_steps=config.warmup_steps * num_processes,
+        name,
+        optimizer,
+        num_warmup_steps=config.warmup_steps * num_processes,
         num_training_steps=config.max_steps * num_processes,
     )
     return optimizer, scheduler
@@ -153,7 +165,10 @@ def save_ema(ema, folder: Path) -> None:
     """EMA weights as safetensors (no pickle) plus its step counter."""
     from safetensors.torch import save_file
 
-    save_file({f"{i:05d}": p.detach().cpu().contiguous() for i, p in enumerate(ema.shadow_params)}, folder / "ema.safetensors")
+    save_file(
+        {f"{i:05d}": p.detach().cpu().contiguous() for i, p in enumerate(ema.shadow_params)},
+        folder / "ema.safetensors",
+    )
     (folder / "ema_state.json").write_text(json.dumps({"optimization_step": ema.optimization_step}))
 
 
@@ -162,7 +177,9 @@ def load_ema(ema, folder: Path) -> None:
 
     tensors = load_file(folder / "ema.safetensors")
     if len(tensors) != len(ema.shadow_params):
-        raise ValueError(f"{folder}/ema.safetensors holds {len(tensors)} tensors, the model has {len(ema.shadow_params)}")
+        raise ValueError(
+            f"{folder}/ema.safetensors holds {len(tensors)} tensors, the model has {len(ema.shadow_params)}"
+        )
     for i, shadow in enumerate(ema.shadow_params):
         shadow.data.copy_(tensors[f"{i:05d}"])
     ema.optimization_step = json.loads((folder / "ema_state.json").read_text())["optimization_step"]
@@ -250,3 +267,68 @@ def log_videos(accelerator: Accelerator, tag: str, videos: torch.Tensor, step: i
         tracker.add_image(tag, video_grid(videos), step)
     return output
 
+
+# ---------------------------------------------------------------------------- the loop
+def run_training_loop(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    optimizer,
+    lr_scheduler,
+    loader: DataLoader,
+    config: TrainConfig,
+    ema,
+    start_step: int,
+    step_fn: Callable[[Any, int], tuple[torch.Tensor, dict[str, float], Callable[[], dict] | None]],
+    sample_fn: Callable[[int], None] | None = None,
+    desc: str = "train",
+) -> int:
+    """Optimizer steps `start_step`..`config.max_steps`: accumulate, clip, step, EMA, log, sample, checkpoint.
+
+    `step_fn(batch, step)` returns (loss, logs, post_backward); `post_backward()` (or None) runs after the
+    backward pass, e.g. a discriminator update, and returns extra logs. `sample_fn(step)` runs on the main process.
+    """
+    step = start_step
+    started = time.monotonic()
+    progress = tqdm(total=config.max_steps, initial=start_step, disable=not accelerator.is_main_process, desc=desc)
+    model.train()
+    for batch in batches(accelerator, loader, start_step, config):
+        if step >= config.max_steps:
+            break
+        with accelerator.accumulate(model):
+            loss, logs, post_backward = step_fn(batch, step)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower train.learning_rate?")
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and config.max_grad_norm > 0:
+                logs["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm))
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if post_backward is not None:
+                logs.update(post_backward())
+        if not accelerator.sync_gradients:
+            continue
+        step += 1
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(model).parameters())
+        progress.update(1)
+        progress.set_postfix(loss=f"{logs['loss']:.4f}")
+        if step % config.log_every == 0 or step == config.max_steps:
+            accelerator.log(
+                {f"train/{k}": v for k, v in logs.items()} | {"train/lr": lr_scheduler.get_last_lr()[0]}, step
+            )
+        if sample_fn is not None and config.sample_every and step % config.sample_every == 0:
+            if accelerator.is_main_process:
+                sample_fn(step)
+            model.train()
+        out_of_time = config.max_minutes > 0 and time.monotonic() - started > 60 * config.max_minutes
+        if accelerator.num_processes > 1:  # every process must stop at the same step
+            flag = torch.tensor(float(out_of_time), device=accelerator.device)
+            out_of_time = bool(accelerator.reduce(flag, reduction="sum").item())
+        if step % config.checkpoint_every == 0 or step == config.max_steps or out_of_time:
+            save_checkpoint(accelerator, config, step, ema)
+        if out_of_time:
+            logger.info("train.max_minutes=%s reached at step %d", config.max_minutes, step)
+            break
+    progress.close()
+    return step

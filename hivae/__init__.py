@@ -10,6 +10,13 @@ __version__ = "0.1.0"
 TOKENIZERS = {"hivae": HiVAE, "baseline": VideoVAE3D}
 
 __all__ = [
-    "TOKENIZERS", "DecoderOutput", "DiagonalGaussian", "EncoderOutput", "HiVAE", "HierarchicalLatent",
-    "HierarchicalLatentDistribution", "ReconstructionOutput", "VideoVAE3D",
+    "TOKENIZERS",
+    "DecoderOutput",
+    "DiagonalGaussian",
+    "EncoderOutput",
+    "HiVAE",
+    "HierarchicalLatent",
+    "HierarchicalLatentDistribution",
+    "ReconstructionOutput",
+    "VideoVAE3D",
 ]

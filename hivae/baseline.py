@@ -71,7 +71,9 @@ class VideoVAE3D(ModelMixin, ConfigMixin):
                 up.append(_Resample(ch, temporal=levels - 1 - level < temporal_downsample, up=True))
         self.up = nn.Sequential(*up)
         self.conv_out = nn.Sequential(
-            nn.GroupNorm(min(8, channels[0]), channels[0]), nn.SiLU(), nn.Conv3d(channels[0], in_channels, 3, padding=1)
+            nn.GroupNorm(min(8, channels[0]), channels[0]),
+            nn.SiLU(),
+            nn.Conv3d(channels[0], in_channels, 3, padding=1),
         )
 
     @property

@@ -35,13 +35,13 @@ class LatentFusion(nn.Module):
             blocks += [ResBlock(width, temporal_kernel=1), Upsample2x(width)]
         self.structure_up = nn.Sequential(*blocks)
         self.query_to_time = nn.Linear(num_queries, num_frames)  # mixes the n_q queries into T frames
-        self.dynamics_in = nn.Sequential(
-            nn.Conv3d(dynamics_channels, width, 1), nn.SiLU(), nn.Conv3d(width, width, 1)
-        )
+        self.dynamics_in = nn.Sequential(nn.Conv3d(dynamics_channels, width, 1), nn.SiLU(), nn.Conv3d(width, width, 1))
 
     def forward(self, latent: HierarchicalLatent) -> torch.Tensor:
         structure = self.structure_up(self.structure_in(latent.structure))  # (B, C, n_q, h, w)
-        structure = rearrange(self.query_to_time(rearrange(structure, "b c n h w -> b c h w n")), "b c h w t -> b c t h w")
+        structure = rearrange(
+            self.query_to_time(rearrange(structure, "b c n h w -> b c h w n")), "b c h w t -> b c t h w"
+        )
         dynamics = self.dynamics_in(latent.dynamics)  # (B, C, T, p_h, p_w)
         dynamics = F.interpolate(dynamics, size=structure.shape[2:], mode="nearest")  # broadcast over space
         return structure + dynamics
@@ -70,7 +70,9 @@ class PixelDecoder(nn.Module):
                 stages.append(Upsample2x(ch))
         self.stages = nn.Sequential(*stages)
         self.conv_out = nn.Sequential(
-            nn.GroupNorm(min(8, channels[-1]), channels[-1]), nn.SiLU(), nn.Conv3d(channels[-1], out_channels, 3, padding=1)
+            nn.GroupNorm(min(8, channels[-1]), channels[-1]),
+            nn.SiLU(),
+            nn.Conv3d(channels[-1], out_channels, 3, padding=1),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

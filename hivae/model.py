@@ -210,7 +210,9 @@ class HiVAE(ModelMixin, ConfigMixin):
         total = num_frames or windows * c.num_frames - (windows - 1) * overlap
         starts = window_starts(total, c.num_frames, overlap)
         if len(starts) != windows:
-            raise ValueError(f"latent holds {windows} windows but {total} frames with overlap {overlap} need {len(starts)}")
+            raise ValueError(
+                f"latent holds {windows} windows but {total} frames with overlap {overlap} need {len(starts)}"
+            )
         clips = []
         for index in range(windows):
             part = HierarchicalLatent(

@@ -10,7 +10,9 @@ def check_video(x: torch.Tensor, name: str = "video", spatial_factor: int = 1, c
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor (B, {channels}, T, H, W), got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor in [-1, 1], got dtype {x.dtype} (convert uint8 with x/127.5-1)")
+        raise TypeError(
+            f"{name} must be a floating tensor in [-1, 1], got dtype {x.dtype} (convert uint8 with x/127.5-1)"
+        )
     if x.ndim != 5 or x.shape[1] != channels:
         raise ValueError(f"{name} must have shape (B, {channels}, T, H, W), got {tuple(x.shape)}")
     height, width = x.shape[-2:]

@@ -1,8 +1,8 @@
 """`HiVAEVideoPipeline`: text- and/or class-conditioned video generation in HiVAE's two-part latent space.
 
-    pipe = HiVAEVideoPipeline.from_pretrained("checkpoints/hivae-shapes-32")
-    frames = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0)).frames[0]
-    export_to_video(frames, "out.mp4", fps=8)
+pipe = HiVAEVideoPipeline.from_pretrained("checkpoints/hivae-shapes-32")
+frames = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0)).frames[0]
+export_to_video(frames, "out.mp4", fps=8)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from einops import rearrange
 
 from gen.dit import HiVAEDiT
 from gen.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder
-from hivae import HiVAE, HierarchicalLatent
+from hivae import HierarchicalLatent, HiVAE
 
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 MAX_FRAMES_PER_CALL = 4096  # refuse absurd requests before allocating
@@ -83,7 +83,9 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         folder = Path(pretrained_model_name_or_path)
         index_file = folder / "model_index.json"
         if not index_file.is_file():
-            raise FileNotFoundError(f"{folder}: no model_index.json, not a saved HiVAEVideoPipeline (nothing is downloaded)")
+            raise FileNotFoundError(
+                f"{folder}: no model_index.json, not a saved HiVAEVideoPipeline (nothing is downloaded)"
+            )
         index = json.loads(index_file.read_text())
         if index.get("_class_name") != cls.__name__:
             raise ValueError(f"{index_file}: holds a {index.get('_class_name')!r}, expected {cls.__name__!r}")
@@ -100,15 +102,22 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         if skip:
             self.register_modules(text_encoder=None, tokenizer=None)
         try:
-            super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
+            super().save_pretrained(save_directory, **{"safe_serialization": True, **kwargs})
         finally:
             if skip:
                 self.register_modules(text_encoder=text_encoder, tokenizer=tokenizer)
 
     # ------------------------------------------------------------------ steps of __call__
     def check_inputs(
-        self, prompt, class_labels, negative_prompt, num_inference_steps, guidance_scale, num_videos_per_prompt,
-        latents, output_type,
+        self,
+        prompt,
+        class_labels,
+        negative_prompt,
+        num_inference_steps,
+        guidance_scale,
+        num_videos_per_prompt,
+        latents,
+        output_type,
     ) -> None:
         if prompt is None and class_labels is None:
             raise ValueError("give `prompt` (str or list of str) and/or `class_labels` (int or list of int)")
@@ -124,8 +133,10 @@ class HiVAEVideoPipeline(DiffusionPipeline):
             labels = [class_labels] if isinstance(class_labels, int) else class_labels
             if isinstance(labels, torch.Tensor):
                 labels = labels.tolist()
-            if not isinstance(labels, (list, tuple)) or not labels or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in labels
+            if (
+                not isinstance(labels, (list, tuple))
+                or not labels
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels)
             ):
                 raise TypeError(f"`class_labels` must be an int or a non-empty list of int, got {class_labels!r}")
             num_classes = self.transformer.config.num_classes
@@ -234,13 +245,21 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         """
         # 1. check inputs
         self.check_inputs(
-            prompt, class_labels, negative_prompt, num_inference_steps, guidance_scale, num_videos_per_prompt,
-            latents, output_type,
+            prompt,
+            class_labels,
+            negative_prompt,
+            num_inference_steps,
+            guidance_scale,
+            num_videos_per_prompt,
+            latents,
+            output_type,
         )
         device = self._execution_device
         prompts = None if prompt is None else ([prompt] if isinstance(prompt, str) else list(prompt))
-        labels = None if class_labels is None else (
-            [class_labels] if isinstance(class_labels, int) else [int(v) for v in class_labels]
+        labels = (
+            None
+            if class_labels is None
+            else ([class_labels] if isinstance(class_labels, int) else [int(v) for v in class_labels])
         )
         num_conditions = len(prompts) if prompts is not None else len(labels)
         batch = num_conditions * num_videos_per_prompt
@@ -251,13 +270,21 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         states = mask = negative = None
         if prompts is not None:
             states, mask = self.encode_prompt(prompts, device)
-            states, mask = states.repeat_interleave(num_videos_per_prompt, 0), mask.repeat_interleave(num_videos_per_prompt, 0)
+            states, mask = (
+                states.repeat_interleave(num_videos_per_prompt, 0),
+                mask.repeat_interleave(num_videos_per_prompt, 0),
+            )
         if negative_prompt is not None and guidance_scale > 1.0:
-            negatives = [negative_prompt] * num_conditions if isinstance(negative_prompt, str) else list(negative_prompt)
+            negatives = (
+                [negative_prompt] * num_conditions if isinstance(negative_prompt, str) else list(negative_prompt)
+            )
             if len(negatives) != num_conditions:
                 raise ValueError(f"got {len(negatives)} negative prompts for {num_conditions} conditions")
             neg_states, neg_mask = self.encode_prompt(negatives, device)
-            negative = (neg_states.repeat_interleave(num_videos_per_prompt, 0), neg_mask.repeat_interleave(num_videos_per_prompt, 0))
+            negative = (
+                neg_states.repeat_interleave(num_videos_per_prompt, 0),
+                neg_mask.repeat_interleave(num_videos_per_prompt, 0),
+            )
         label_tensor = None
         if labels is not None:
             label_tensor = torch.tensor(labels, device=device).repeat_interleave(num_videos_per_prompt)

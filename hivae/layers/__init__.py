@@ -7,6 +7,15 @@ from .mlp import Mlp
 from .spacetime import SpaceTimeBlock, SpaceTimeTransformer
 
 __all__ = [
-    "Attention", "Downsample2x", "Mlp", "ResBlock", "SpaceTimeBlock", "SpaceTimeTransformer", "Upsample2x",
-    "set_attention_backend", "sincos_embedding_1d", "sincos_embedding_3d", "timestep_embedding",
+    "Attention",
+    "Downsample2x",
+    "Mlp",
+    "ResBlock",
+    "SpaceTimeBlock",
+    "SpaceTimeTransformer",
+    "Upsample2x",
+    "set_attention_backend",
+    "sincos_embedding_1d",
+    "sincos_embedding_3d",
+    "timestep_embedding",
 ]

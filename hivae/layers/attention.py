@@ -36,9 +36,13 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     if _BACKEND == "xformers":
         import xformers.ops as xops
 
-        bias = None if mask is None else torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(
-            ~mask, float("-inf")
-        ).expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+        bias = (
+            None
+            if mask is None
+            else torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
+            .masked_fill(~mask, float("-inf"))
+            .expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+        )
         out = xops.memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias)
         return out.transpose(1, 2)
     scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5

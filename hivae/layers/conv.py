@@ -21,8 +21,12 @@ class ResBlock(nn.Module):
         out_channels = out_channels or in_channels
         kernel, padding = (temporal_kernel, 3, 3), (temporal_kernel // 2, 1, 1)
         self.block = nn.Sequential(
-            _norm(in_channels), nn.SiLU(), nn.Conv3d(in_channels, out_channels, kernel, padding=padding),
-            _norm(out_channels), nn.SiLU(), nn.Conv3d(out_channels, out_channels, kernel, padding=padding),
+            _norm(in_channels),
+            nn.SiLU(),
+            nn.Conv3d(in_channels, out_channels, kernel, padding=padding),
+            _norm(out_channels),
+            nn.SiLU(),
+            nn.Conv3d(out_channels, out_channels, kernel, padding=padding),
         )
         self.skip = nn.Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
