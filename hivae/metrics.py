@@ -21,8 +21,8 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Ten
     return (10.0 * torch.log10(data_range**2 / mse.clamp_min(1e-20))).float()
 
 
-def _gaussian_window(size: int, sigma: float, dtype: torch.dtype) -> torch.Tensor:
-    coords = torch.arange(size, dtype=dtype) - (size - 1) / 2
+def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device=None) -> torch.Tensor:
+    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
     kernel = torch.exp(-(coords**2) / (2 * sigma**2))
     return kernel / kernel.sum()
 
@@ -40,7 +40,7 @@ def ssim(
     x, y = (rearrange(v.double(), "b c t h w -> (b t c) 1 h w") for v in (x, y))
     size = min(window, x.shape[-2], x.shape[-1])
     size -= 1 - size % 2  # odd
-    kernel = _gaussian_window(size, sigma, x.dtype)
+    kernel = _gaussian_window(size, sigma, x.dtype, x.device)
     blur = lambda v: F.conv2d(F.conv2d(v, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))  # noqa: E731
     mu_x, mu_y = blur(x), blur(y)
     var_x, var_y = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2

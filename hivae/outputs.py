@@ -22,5 +22,5 @@ class DecoderOutput(BaseOutput):
 @dataclass
 class ReconstructionOutput(BaseOutput):
     sample: torch.Tensor  # (B, 3, T, H, W) reconstruction
-    latent: Any  # the latent that was decoded
-    kl: torch.Tensor  # (B,) KL of the posterior to N(0, I), per latent element
+    latent: Any = None  # the latent that was decoded
+    kl: torch.Tensor | None = None  # (B,) KL of the posterior to N(0, I), per latent element
