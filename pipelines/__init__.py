@@ -2,6 +2,12 @@
 
 from diffusers.utils import export_to_video
 
+from .editing import HiVAEEditOutput, HiVAEEditPipeline
+from .interpolation import HiVAEInterpolationOutput, HiVAEInterpolationPipeline, interpolate_latents, lerp, slerp
 from .pipeline_hivae_video import HiVAEPipelineOutput, HiVAEVideoPipeline, postprocess_video
 
-__all__ = ["HiVAEPipelineOutput", "HiVAEVideoPipeline", "export_to_video", "postprocess_video"]
+__all__ = [
+    "HiVAEEditOutput", "HiVAEEditPipeline", "HiVAEInterpolationOutput", "HiVAEInterpolationPipeline",
+    "HiVAEPipelineOutput", "HiVAEVideoPipeline", "export_to_video", "interpolate_latents", "lerp", "postprocess_video",
+    "slerp",
+]

@@ -28,6 +28,8 @@ from hivae import HierarchicalLatent, HiVAE
 
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 MAX_FRAMES_PER_CALL = 4096  # refuse absurd requests before allocating
+# pipelines that share these components and can load each other's folders
+PIPELINE_FAMILY = ("HiVAEVideoPipeline", "HiVAEInterpolationPipeline", "HiVAEEditPipeline")
 
 
 @dataclass
@@ -87,8 +89,8 @@ class HiVAEVideoPipeline(DiffusionPipeline):
                 f"{folder}: no model_index.json, not a saved HiVAEVideoPipeline (nothing is downloaded)"
             )
         index = json.loads(index_file.read_text())
-        if index.get("_class_name") != cls.__name__:
-            raise ValueError(f"{index_file}: holds a {index.get('_class_name')!r}, expected {cls.__name__!r}")
+        if index.get("_class_name") not in PIPELINE_FAMILY:
+            raise ValueError(f"{index_file}: holds a {index.get('_class_name')!r}, expected one of {PIPELINE_FAMILY}")
         name = index.get("text_encoder_name")
         if name and "text_encoder" not in kwargs and index.get("text_encoder", [None])[0] is None:
             kwargs["tokenizer"], kwargs["text_encoder"] = load_text_encoder(name)
@@ -106,6 +108,19 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         finally:
             if skip:
                 self.register_modules(text_encoder=text_encoder, tokenizer=tokenizer)
+
+    @property
+    def components(self) -> dict:
+        return {
+            "vae": self.vae, "transformer": self.transformer, "scheduler": self.scheduler,
+            "text_encoder": self.text_encoder, "tokenizer": self.tokenizer,
+        }
+
+    @classmethod
+    def from_pipe(cls, pipeline: "HiVAEVideoPipeline", **kwargs) -> "HiVAEVideoPipeline":
+        """Another pipeline of the family over the same components (no copies): e.g. an edit pipeline."""
+        settings = {"text_encoder_name": pipeline.config.text_encoder_name, "max_text_length": pipeline.config.max_text_length}
+        return cls(**(pipeline.components | settings | kwargs))
 
     # ------------------------------------------------------------------ steps of __call__
     def check_inputs(
@@ -179,6 +194,13 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         return HierarchicalLatent(
             *(randn_tensor((batch, *shape), generator=generator, device=device, dtype=dtype) for shape in shapes)
         )
+
+    @torch.no_grad()
+    def encode_video(self, video: torch.Tensor) -> HierarchicalLatent:
+        """Video (B, 3, T, H, W) in [-1, 1] -> normalised latent (posterior mean), as the DiT sees it."""
+        param = next(self.vae.parameters())
+        latent = self.vae.encode(video.to(param.device, param.dtype)).latent_dist.mode()
+        return self.vae.normalize_latent(latent)
 
     def decode_latents(self, latents: HierarchicalLatent) -> torch.Tensor:
         """Normalised latents -> video (B, 3, T, H, W) in [-1, 1]."""
