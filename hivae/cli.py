@@ -1,4 +1,8 @@
-"""The `hivae` command line. Each subcommand lives in a small function registered in `COMMANDS`."""
+"""The `hivae` command line: generate, reconstruct, eval, interpolate, edit, eval-generation, shapes.
+
+Each subcommand is a `_add_*` function registering its arguments and a `_run_*` function doing the work. Results and
+output paths are printed; errors in inputs exit with status 2 and a one-line message.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,279 @@ import json
 import sys
 from pathlib import Path
 
+DEFAULT_CHECKPOINT = str(Path(__file__).resolve().parents[1] / "checkpoints" / "hivae-shapes-64")
 
+
+# ---------------------------------------------------------------------------- helpers
+def load_tokenizer(path: str):
+    """A HiVAE or VideoVAE3D from its save_pretrained folder, or the `vae/` of a pipeline folder."""
+    from hivae import TOKENIZERS
+
+    folder = Path(path)
+    if (folder / "vae" / "config.json").is_file():
+        folder = folder / "vae"
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder}: no config.json; expected a tokenizer or pipeline folder")
+    class_name = json.loads(config_file.read_text()).get("_class_name")
+    classes = {cls.__name__: cls for cls in TOKENIZERS.values()}
+    if class_name not in classes:
+        raise ValueError(f"{config_file}: holds a {class_name!r}, expected one of {sorted(classes)}")
+    return classes[class_name].from_pretrained(folder).eval()
+
+
+def load_clips(args, model) -> tuple[list, list[str]]:
+    """Clips (3, T, H, W) from --input (file or videofolder) or --synthetic N, at the model's clip size."""
+    from hivae.data import MovingShapes, VideoFolderDataset, read_video
+
+    frames, size = model.config.num_frames, model.config.sample_size
+    if args.input:
+        path = Path(args.input)
+        if path.is_dir():
+            dataset = VideoFolderDataset(path, num_frames=frames, size=size, sampling="center", strict=True)
+            count = min(len(dataset), args.num)
+            return [dataset[i]["video"] for i in range(count)], [dataset[i]["file_name"] for i in range(count)]
+        return [read_video(path, frames, size=size)], [path.name]
+    dataset = MovingShapes(args.num, frames, size, seed=args.seed)
+    return [dataset[i]["video"] for i in range(len(dataset))], [f"shapes_{i:04d}" for i in range(len(dataset))]
+
+
+def load_pipeline(path: str, cls_name: str = "HiVAEVideoPipeline"):
+    import pipelines
+
+    pipe = getattr(pipelines, cls_name).from_pretrained(path)
+    return pipe
+
+
+def _save(video, out: Path, stem: str, gif: bool, fps: int) -> list[Path]:
+    """Write (3, T, H, W) in [-1, 1] as mp4 (+ gif)."""
+    from hivae.data import write_video
+
+    paths = [write_video(out / f"{stem}.mp4", video, fps=fps)]
+    if gif:
+        paths.append(write_video(out / f"{stem}.gif", video, fps=fps))
+    return paths
+
+
+def _generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def _common_generation_args(p) -> None:
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="pipeline folder (default: shipped checkpoint)")
+    p.add_argument("--steps", type=int, default=20, help="denoising steps")
+    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--out", default="outputs", help="output folder")
+
+
+# ---------------------------------------------------------------------------- generate
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="generate videos from a prompt or a class")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--prompt", action="append", help="text prompt (repeat for several)")
+    group.add_argument("--class", dest="classes", action="append", help="class id or name, e.g. 'red circle left'")
+    p.add_argument("--num", type=int, default=1, help="videos per prompt/class")
+    p.add_argument("--no-gif", action="store_true", help="write mp4 only")
+    _common_generation_args(p)
+    p.set_defaults(run=_run_generate)
+
+
+def _parse_class(value: str) -> int:
+    from hivae.data import class_names
+
+    if value.isdigit():
+        return int(value)
+    names = class_names()
+    if value not in names:
+        raise ValueError(f"unknown class {value!r}: give an id in [0, {len(names)}) or a name like {names[0]!r}")
+    return names.index(value)
+
+
+def _run_generate(args) -> None:
+    import torch
+
+    pipe = load_pipeline(args.checkpoint)
+    condition = {}
+    if args.classes:
+        condition["class_labels"] = [_parse_class(c) for c in args.classes]
+    else:
+        condition["prompt"] = args.prompt or ["a red circle moving left"]
+    frames = pipe(
+        **condition, num_inference_steps=args.steps, guidance_scale=args.guidance, num_videos_per_prompt=args.num,
+        generator=_generator(args.seed), output_type="pt",
+    ).frames  # (B, T, 3, H, W) in [0, 1]
+    names = condition.get("prompt") or [f"class{c}" for c in condition["class_labels"]]
+    out = Path(args.out)
+    for index, clip in enumerate(frames):
+        stem = "_".join(names[index // args.num].split())[:60] + f"_seed{args.seed}_{index % args.num}"
+        video = torch.as_tensor(clip).permute(1, 0, 2, 3) * 2 - 1
+        for path in _save(video, out, stem, not args.no_gif, args.fps):
+            print(f"wrote {path.resolve()}")
+
+
+# ---------------------------------------------------------------------------- reconstruct / eval
+def _add_reconstruct(sub) -> None:
+    for name, helptext in (
+        ("reconstruct", "encode + decode clips, write side-by-side videos and print metrics"),
+        ("eval", "reconstruction metrics (PSNR, SSIM, temporal consistency) and compression ratio"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--tokenizer", default=DEFAULT_CHECKPOINT, help="tokenizer or pipeline folder")
+        p.add_argument("--input", help="a video file or a videofolder (default: synthetic shapes)")
+        p.add_argument("--num", type=int, default=16, help="clips to use (folder or synthetic)")
+        p.add_argument("--seed", type=int, default=1, help="seed of the synthetic clips")
+        p.add_argument("--out", default=f"outputs/{name}", help="output folder")
+        p.add_argument("--fps", type=int, default=8)
+        p.set_defaults(run=_run_reconstruct, write_videos=name == "reconstruct")
+
+
+def _run_reconstruct(args) -> None:
+    import torch
+
+    from hivae.evaluation import reconstruct, reconstruction_metrics
+
+    model = load_tokenizer(args.tokenizer)
+    clips, names = load_clips(args, model)
+    videos = torch.stack(clips)
+    recon = reconstruct(model, videos)
+    metrics = reconstruction_metrics(recon, videos)
+    metrics |= {"compression_ratio": model.compression_ratio, "compression_percent": 100 / model.compression_ratio}
+    metrics["num_clips"] = len(clips)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.write_videos:
+        for name, target, pred in zip(names, videos, recon):
+            path = _save(torch.cat([target, pred], dim=3), out, Path(name).stem + "_recon", False, args.fps)[0]
+            print(f"wrote {path.resolve()}  (left: input, right: reconstruction)")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    width = max(map(len, metrics))
+    for key, value in metrics.items():
+        print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    print(f"wrote {(out / 'metrics.json').resolve()}")
+
+
+# ---------------------------------------------------------------------------- interpolate / edit
+def _add_interpolate(sub) -> None:
+    p = sub.add_parser("interpolate", help="interpolate between two videos or two prompts in latent space")
+    p.add_argument("--video-a"), p.add_argument("--video-b")
+    p.add_argument("--prompt-a"), p.add_argument("--prompt-b")
+    p.add_argument("--part", choices=["structure", "dynamics", "both"], default="both")
+    p.add_argument("--method", choices=["lerp", "slerp"], default="slerp")
+    p.add_argument("--num-steps", type=int, default=5, help="interpolation steps including both ends")
+    _common_generation_args(p)
+    p.set_defaults(run=_run_interpolate)
+
+
+def _read_for(pipe, path: str):
+    from hivae.data import read_video
+
+    vae = pipe.vae.config
+    return read_video(path, vae.num_frames, size=vae.sample_size)[None]
+
+
+def _run_interpolate(args) -> None:
+    pipe = load_pipeline(args.checkpoint, "HiVAEInterpolationPipeline")
+    if args.video_a or args.video_b:
+        if not (args.video_a and args.video_b):
+            raise ValueError("give both --video-a and --video-b")
+        pair = {"video_a": _read_for(pipe, args.video_a), "video_b": _read_for(pipe, args.video_b)}
+    elif args.prompt_a and args.prompt_b:
+        pair = {"prompt_a": args.prompt_a, "prompt_b": args.prompt_b}
+    else:
+        raise ValueError("give --video-a/--video-b or --prompt-a/--prompt-b")
+    result = pipe(
+        **pair, num_steps=args.num_steps, part=args.part, method=args.method, num_inference_steps=args.steps,
+        guidance_scale=args.guidance, generator=_generator(args.seed), output_type="pt",
+    )
+    out = Path(args.out)
+    stem = f"interpolation_{args.part}_{args.method}"
+    for path in _save(result.grid[0], out, stem, True, args.fps):
+        print(f"wrote {path.resolve()}  ({args.num_steps} steps, left to right)")
+
+
+def _add_edit(sub) -> None:
+    p = sub.add_parser("edit", help="motion transfer or prompt-guided editing of one latent part")
+    p.add_argument("--video", required=True, help="source video (its structure is kept for motion transfer)")
+    p.add_argument("--motion-from", help="motion transfer: take the dynamics latent of this video")
+    p.add_argument("--prompt", help="prompt-guided edit: regenerate --part under this prompt")
+    p.add_argument("--part", choices=["structure", "dynamics"], default="dynamics")
+    p.add_argument("--strength", type=float, default=0.8, help="re-noising strength in (0, 1]")
+    _common_generation_args(p)
+    p.set_defaults(run=_run_edit)
+
+
+def _run_edit(args) -> None:
+    import torch
+
+    if bool(args.motion_from) == bool(args.prompt):
+        raise ValueError("give exactly one of --motion-from (motion transfer) or --prompt (prompt-guided edit)")
+    pipe = load_pipeline(args.checkpoint, "HiVAEEditPipeline")
+    source = _read_for(pipe, args.video)
+    if args.motion_from:
+        result = pipe.motion_transfer(source, _read_for(pipe, args.motion_from), output_type="pt")
+        stem = f"{Path(args.video).stem}_motion_from_{Path(args.motion_from).stem}"
+    else:
+        result = pipe(
+            source, prompt=args.prompt, part=args.part, strength=args.strength, num_inference_steps=args.steps,
+            guidance_scale=args.guidance, generator=_generator(args.seed), output_type="pt",
+        )
+        stem = f"{Path(args.video).stem}_edit_{args.part}"
+    edited = torch.as_tensor(result.frames[0]).permute(1, 0, 2, 3) * 2 - 1
+    for path in _save(torch.cat([source[0], edited], dim=3), Path(args.out), stem, True, args.fps):
+        print(f"wrote {path.resolve()}  (left: source, right: edited)")
+
+
+# ---------------------------------------------------------------------------- eval-generation
+def _add_eval_generation(sub) -> None:
+    p = sub.add_parser("eval-generation", help="prompt accuracy of generated shapes clips (shape, colour, motion)")
+    p.add_argument("--num-prompts", type=int, default=90, help="prompts from the class table (90 = all)")
+    p.add_argument("--per-prompt", type=int, default=2, help="videos per prompt")
+    p.add_argument("--condition", choices=["text", "class"], default="text")
+    p.add_argument("--batch-size", type=int, default=32)
+    _common_generation_args(p)
+    p.set_defaults(run=_run_eval_generation)
+
+
+def _run_eval_generation(args) -> None:
+    import torch
+
+    from hivae.data import caption, class_attributes
+    from hivae.shape_detector import attribute_accuracy
+
+    pipe = load_pipeline(args.checkpoint)
+    pipe.set_progress_bar_config(disable=True)
+    labels = torch.linspace(0, 89, args.num_prompts).round().long().tolist()
+    targets, videos = [], []
+    generator = _generator(args.seed)
+    for start in range(0, len(labels), max(1, args.batch_size // args.per_prompt)):
+        chunk = labels[start : start + max(1, args.batch_size // args.per_prompt)]
+        condition = (
+            {"prompt": [caption(*class_attributes(c)) for c in chunk]} if args.condition == "text"
+            else {"class_labels": chunk}
+        )
+        frames = pipe(
+            **condition, num_inference_steps=args.steps, guidance_scale=args.guidance,
+            num_videos_per_prompt=args.per_prompt, generator=generator, output_type="pt",
+        ).frames
+        videos.append(frames.permute(0, 2, 1, 3, 4) * 2 - 1)
+        targets += [class_attributes(c) for c in chunk for _ in range(args.per_prompt)]
+    accuracy = attribute_accuracy(torch.cat(videos), targets)
+    result = {"condition": args.condition, "num_videos": len(targets), "steps": args.steps,
+              "guidance_scale": args.guidance, "accuracy": accuracy}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"eval_generation_{args.condition}.json").write_text(json.dumps(result, indent=2))
+    print(f"{'attribute':<10} accuracy ({len(targets)} videos, {args.condition} condition)")
+    for key, value in accuracy.items():
+        print(f"{key:<10} {100 * value:6.1f}%")
+    print(f"wrote {(out / f'eval_generation_{args.condition}.json').resolve()}")
+
+
+# ---------------------------------------------------------------------------- shapes
 def _add_shapes(sub) -> None:
     p = sub.add_parser("shapes", help="render synthetic moving-shapes clips into a videofolder (mp4 + metadata.jsonl)")
     p.add_argument("--out", default="outputs/shapes", help="output folder")
@@ -21,7 +297,7 @@ def _add_shapes(sub) -> None:
 
 
 def _run_shapes(args) -> None:
-    from hivae.data import MovingShapes, write_video
+    from hivae.data import MovingShapes
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -29,16 +305,13 @@ def _run_shapes(args) -> None:
     rows = []
     for index in range(len(dataset)):
         item = dataset[index]
-        name = f"clip_{index:05d}.mp4"
-        write_video(out / name, item["video"])
-        if args.gif:
-            write_video((out / name).with_suffix(".gif"), item["video"])
-        rows.append({"file_name": name, "text": item["text"], "label": item["label"]})
+        _save(item["video"], out, f"clip_{index:05d}", args.gif, 8)
+        rows.append({"file_name": f"clip_{index:05d}.mp4", "text": item["text"], "label": item["label"]})
     (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"wrote {len(rows)} clips and metadata.jsonl to {out.resolve()}")
 
 
-COMMANDS = [_add_shapes]
+COMMANDS = [_add_generate, _add_reconstruct, _add_interpolate, _add_edit, _add_eval_generation, _add_shapes]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"hivae {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
