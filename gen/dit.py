@@ -81,7 +81,7 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
         patch_size: spatial patch of the structure grid.
         hidden_size, depth, heads, mlp_ratio: transformer size (see `DIT_SIZES`).
         num_classes: class-label conditioning (0 = none). text_dim: text encoder width (0 = no text).
-        condition_dropout: probability of dropping the class/text condition in training (for CFG).
+        condition_dropout: probability of dropping the class and (independently) the text condition in training.
     """
 
     @register_to_config
@@ -187,7 +187,8 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
         class_labels: torch.Tensor | None,
         encoder_hidden_states: torch.Tensor | None,
         encoder_attention_mask: torch.Tensor | None,
-        drop: torch.Tensor | None,
+        drop_class: torch.Tensor | None,
+        drop_text: torch.Tensor | None,
         batch: int,
         dtype: torch.dtype,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -196,8 +197,8 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
         cond = self.time_mlp(timestep_embedding(timestep.float(), 256).to(dtype))
         if self.class_embedding is not None:
             labels = class_labels if class_labels is not None else torch.full((batch,), self.null_class, device=device)
-            if drop is not None:
-                labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
+            if drop_class is not None:
+                labels = torch.where(drop_class, torch.full_like(labels, self.null_class), labels)
             cond = cond + self.class_embedding(labels)
         context = mask = None
         if self.config.text_dim > 0:
@@ -211,9 +212,9 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
                     if encoder_attention_mask is None
                     else encoder_attention_mask.bool()
                 )
-                if drop is not None:  # dropped rows see only the null token
+                if drop_text is not None:  # dropped rows see only the null token
                     states = torch.cat([null, states], dim=1)
-                    mask = torch.cat([drop[:, None], mask & ~drop[:, None]], dim=1)
+                    mask = torch.cat([drop_text[:, None], mask & ~drop_text[:, None]], dim=1)
             pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
             cond = cond + self.pooled_proj(pooled)
             context = self.text_proj(states)
@@ -242,12 +243,17 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
         tokens = self._tokens(sample)
         timestep = torch.as_tensor(timestep, device=tokens.device)
         timestep = timestep.expand(batch) if timestep.ndim == 0 else timestep
-        drop = force_drop
+        drop_class = drop_text = force_drop
         if self.training and self.config.condition_dropout > 0:
-            rand = torch.rand(batch, device=tokens.device) < self.config.condition_dropout
-            drop = rand if drop is None else drop | rand
+            # class and text are dropped independently: the model learns each alone, and neither (for CFG)
+            p = self.config.condition_dropout
+            rand_class = torch.rand(batch, device=tokens.device) < p
+            rand_text = torch.rand(batch, device=tokens.device) < p
+            drop_class = rand_class if force_drop is None else force_drop | rand_class
+            drop_text = rand_text if force_drop is None else force_drop | rand_text
         cond, context, mask = self._condition(
-            timestep, class_labels, encoder_hidden_states, encoder_attention_mask, drop, batch, tokens.dtype
+            timestep, class_labels, encoder_hidden_states, encoder_attention_mask, drop_class, drop_text, batch,
+            tokens.dtype,
         )
         for block in self.blocks:
             tokens = block(tokens, cond, context, mask)

@@ -53,6 +53,7 @@ class TrainConfig:
     resume: bool = True  # continue from the latest checkpoint in output_dir
     allow_tf32: bool = True  # TF32 matmuls on Ampere+ GPUs
     max_minutes: float = 0.0  # stop early (checkpoint + final export) after this wall time; 0 = no limit
+    stop_at_step: int = 0  # end this run at this step (checkpointed; resume later), schedule still spans max_steps
 
 
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
@@ -294,6 +295,10 @@ def run_training_loop(
     for batch in batches(accelerator, loader, start_step, config):
         if step >= config.max_steps:
             break
+        # the step's randomness (posterior noise, timesteps, condition dropout) is a pure function of
+        # (seed, step, process, micro-batch), so a resumed run repeats the uninterrupted one exactly
+        micro = accelerator.step % config.gradient_accumulation_steps
+        torch.manual_seed(((config.seed * 1_000_003 + step) * 64 + accelerator.process_index) * 1024 + micro)
         with accelerator.accumulate(model):
             loss, logs, post_backward = step_fn(batch, step)
             if not torch.isfinite(loss):
@@ -322,13 +327,14 @@ def run_training_loop(
                 sample_fn(step)
             model.train()
         out_of_time = config.max_minutes > 0 and time.monotonic() - started > 60 * config.max_minutes
+        out_of_time = out_of_time or step == config.stop_at_step
         if accelerator.num_processes > 1:  # every process must stop at the same step
             flag = torch.tensor(float(out_of_time), device=accelerator.device)
             out_of_time = bool(accelerator.reduce(flag, reduction="sum").item())
         if step % config.checkpoint_every == 0 or step == config.max_steps or out_of_time:
             save_checkpoint(accelerator, config, step, ema)
         if out_of_time:
-            logger.info("train.max_minutes=%s reached at step %d", config.max_minutes, step)
+            logger.info("stopping at step %d (max_minutes / stop_at_step); resume by running again", step)
             break
     progress.close()
     return step

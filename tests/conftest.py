@@ -19,3 +19,51 @@ def video_folder(tmp_path):
         rows.append({"file_name": f"clip{index}.mp4", "text": item["text"], "label": item["label"]})
     (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return tmp_path
+
+
+TINY_HIVAE = dict(
+    sample_size=16, num_frames=8, base_channels=8, channel_mults=(1, 2), width=16, encoder_depth=1, decoder_depth=1,
+    heads=2, structure_channels=4, num_queries=2, structure_downsample=1, qformer_depth=1, dynamics_channels=2,
+)
+
+
+@pytest.fixture
+def tiny_hivae():
+    from hivae import HiVAE
+
+    torch.manual_seed(0)
+    return HiVAE(**TINY_HIVAE).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_text_encoder():
+    """A 1-layer, 32-wide random BERT with the packaged MiniLM tokenizer (offline)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from gen.text_encoder import resolve_text_encoder_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_text_encoder_path(), local_files_only=True)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )
+    return tokenizer, BertModel(config).eval()
+
+
+@pytest.fixture
+def tiny_pipeline(tiny_hivae, tiny_text_encoder):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from gen.dit import HiVAEDiT
+    from pipelines import HiVAEVideoPipeline
+
+    torch.manual_seed(0)
+    dit = HiVAEDiT.from_tokenizer(tiny_hivae, hidden_size=32, depth=1, heads=2, num_classes=90, text_dim=32).eval()
+    tokenizer, encoder = tiny_text_encoder
+    pipe = HiVAEVideoPipeline(
+        tiny_hivae, dit, FlowMatchEulerDiscreteScheduler(), encoder, tokenizer, text_encoder_name=None,
+        max_text_length=12,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

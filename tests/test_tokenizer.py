@@ -1,0 +1,157 @@
+import pytest
+import torch
+
+from hivae import HiVAE, HierarchicalLatent, VideoVAE3D
+from hivae.model import blend_windows, window_starts
+
+from .conftest import TINY_HIVAE
+
+
+def _video(b=2, t=8, s=16, seed=0):
+    return torch.rand(b, 3, t, s, s, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize(
+    "overrides,structure,dynamics,ratio",
+    [
+        ({}, (4, 2, 4, 4), (2, 8, 1, 1), 3 * 8 * 16 * 16 / (128 + 16)),
+        ({"structure_downsample": 0, "dynamics_pool": (2, 2)}, (4, 2, 8, 8), (2, 8, 2, 2), 3 * 8 * 256 / (512 + 64)),
+        ({"num_queries": 4, "dynamics_channels": 1}, (4, 4, 4, 4), (1, 8, 1, 1), 3 * 8 * 256 / (256 + 8)),
+    ],
+)
+def test_latent_shapes_and_compression_ratio(overrides, structure, dynamics, ratio):
+    model = HiVAE(**(TINY_HIVAE | overrides)).eval()
+    dist = model.encode(_video()).latent_dist
+    latent = dist.sample(torch.Generator().manual_seed(0))
+    assert latent.structure.shape == (2, *structure) and latent.dynamics.shape == (2, *dynamics)
+    assert model.latent_shapes() == (structure, dynamics)
+    assert model.compression_ratio == pytest.approx(ratio)
+    assert latent.numel_per_clip() == 3 * 8 * 256 / ratio
+    assert model.decode(latent).sample.shape == (2, 3, 8, 16, 16)
+    assert dist.kl().shape == (2,)
+
+
+def test_shipped_presets_reach_500x():
+    from gen.train_tokenizer import TokenizerConfig
+    from hivae.config import load_config
+
+    for name in ("shapes-32", "shapes-64", "video-128"):
+        config = load_config(f"configs/tokenizer/{name}.yaml", TokenizerConfig)
+        with torch.device("meta"):
+            model = HiVAE(**config.model)
+        assert model.compression_ratio >= 500, name
+
+
+def test_save_load_roundtrip(tiny_hivae, tmp_path):
+    tiny_hivae.register_to_config(structure_shift=0.5, dynamics_scale=2.0)
+    tiny_hivae.save_pretrained(tmp_path)
+    assert (tmp_path / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = HiVAE.from_pretrained(tmp_path).eval()
+    x = _video()
+    with torch.no_grad():
+        assert torch.equal(tiny_hivae(x).sample, loaded(x).sample)
+    assert loaded.config.structure_shift == 0.5 and loaded.config.dynamics_scale == 2.0
+
+
+def test_expected_output_slice():
+    torch.manual_seed(0)
+    model = HiVAE(**TINY_HIVAE).eval()
+    with torch.no_grad():
+        out = model(_video(1)).sample
+    expected = torch.tensor(EXPECTED_SLICE)
+    assert torch.allclose(out[0, 0, 0, 0, :4], expected, atol=1e-3), out[0, 0, 0, 0, :4].tolist()
+
+
+EXPECTED_SLICE = [0.0322, -0.1090, -0.2323, -0.0364]
+
+
+def test_normalize_denormalize_roundtrip(tiny_hivae):
+    latent = tiny_hivae.encode(_video()).latent_dist.mode()
+    stats = tiny_hivae.set_latent_statistics(latent)
+    normed = tiny_hivae.normalize_latent(latent)
+    assert abs(normed.structure.mean().item()) < 1e-5 and abs(normed.structure.std().item() - 1) < 1e-4
+    back = tiny_hivae.denormalize_latent(normed)
+    assert torch.allclose(back.structure, latent.structure, atol=1e-5)
+    assert set(stats) == {"structure_shift", "structure_scale", "dynamics_shift", "dynamics_scale"}
+
+
+def test_tiling_matches_untiled(tiny_hivae):
+    clip = _video(1, 8)
+    with torch.no_grad():
+        plain = tiny_hivae(clip).sample
+        tiny_hivae.enable_tiling(overlap=0)
+        assert torch.allclose(tiny_hivae(clip).sample, plain, atol=1e-6)  # one window: identical
+        long = _video(1, 16, seed=1)
+        halves = torch.cat([tiny_hivae.disable_tiling() or tiny_hivae(long[:, :, s : s + 8]).sample for s in (0, 8)], 2)
+        tiny_hivae.enable_tiling(overlap=0)
+        assert torch.allclose(tiny_hivae(long).sample, halves, atol=1e-5)
+        tiny_hivae.enable_tiling(overlap=3)
+        odd = _video(1, 13, seed=2)
+        out = tiny_hivae(odd)
+        assert out.sample.shape == (1, 3, 13, 16, 16)
+        assert out.latent.structure.shape[2] == 2 * 2  # windows [0, 8) and [5, 13)
+        tiny_hivae.disable_tiling()
+        first = tiny_hivae(odd[:, :, :8]).sample
+        last = tiny_hivae(odd[:, :, 5:]).sample
+    assert torch.allclose(out.sample[:, :, :5], first[:, :, :5], atol=1e-5)
+    assert torch.allclose(out.sample[:, :, 8:], last[:, :, 3:], atol=1e-5)
+
+
+def test_window_helpers():
+    assert window_starts(16, 8, 0) == [0, 8]
+    assert window_starts(20, 8, 2) == [0, 6, 12]
+    with pytest.raises(ValueError, match="need at least num_frames=8"):
+        window_starts(5, 8, 0)
+    ones = [torch.ones(1, 1, 8, 1, 1)] * 2
+    assert torch.allclose(blend_windows(ones, [0, 4], 12), torch.ones(1, 1, 12, 1, 1))
+
+
+def test_slicing_matches_batched(tiny_hivae):
+    x = _video(3)
+    with torch.no_grad():
+        batched = tiny_hivae(x).sample
+        tiny_hivae.enable_slicing()
+        assert torch.allclose(tiny_hivae(x).sample, batched, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "video,error,match",
+    [
+        (torch.zeros(1, 3, 8, 16, 16, dtype=torch.uint8), TypeError, "floating tensor"),
+        (torch.zeros(1, 4, 8, 16, 16), ValueError, r"shape \(B, 3, T, H, W\)"),
+        (torch.zeros(1, 3, 8, 15, 16), ValueError, "multiples of 4"),
+        (torch.full((1, 3, 8, 16, 16), float("nan")), ValueError, "NaN"),
+        (torch.zeros(1, 3, 12, 16, 16), ValueError, "enable_tiling"),
+    ],
+)
+def test_bad_inputs(tiny_hivae, video, error, match):
+    with pytest.raises(error, match=match):
+        tiny_hivae.encode(video)
+
+
+def test_bad_latents(tiny_hivae):
+    good = tiny_hivae.encode(_video(1)).latent_dist.mode()
+    with pytest.raises(ValueError, match="dynamics latent must be"):
+        tiny_hivae.decode(good.replace(dynamics=good.dynamics[:, :, :4]))
+    with pytest.raises(TypeError, match="HierarchicalLatent"):
+        tiny_hivae.decode(good.structure)
+
+
+def test_baseline_vae_shapes_and_ratio(tmp_path):
+    model = VideoVAE3D(sample_size=16, num_frames=8, base_channels=8, channel_mults=(1, 2, 2, 2), latent_channels=4)
+    x = _video()
+    out = model(x)
+    assert out.latent.shape == (2, 4, 2, 2, 2) and out.sample.shape == x.shape
+    assert model.compression_ratio == pytest.approx(3 * 4 * 8 * 8 / 4)  # 4x8x8 factors, 4 channels -> 192x
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        assert torch.equal(VideoVAE3D.from_pretrained(tmp_path)(x).sample, model(x).sample)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        model.encode(_video(1, 6))
+
+
+def test_hierarchical_latent_helpers():
+    z = HierarchicalLatent(torch.ones(2, 4, 2, 2, 2), torch.zeros(2, 2, 8, 1, 1))
+    assert z[0:1].batch_size == 1 and HierarchicalLatent.cat([z, z]).batch_size == 4
+    assert z.numel_per_clip() == 32 + 16
+

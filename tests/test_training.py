@@ -1,0 +1,96 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gen.train_tokenizer import main as train_tokenizer
+from hivae import HiVAE
+from hivae.config import ConfigError
+from hivae.losses import LossConfig, ReconstructionLoss, foreground_mask
+
+TINY = [
+    "model.sample_size=16", "model.num_frames=8", "model.base_channels=8", "model.channel_mults=[1,2]",
+    "model.width=16", "model.encoder_depth=1", "model.decoder_depth=1", "model.heads=2", "model.qformer_depth=1",
+    "model.num_queries=2", "data.size=16", "data.num_frames=8", "data.num_samples=64", "train.batch_size=4",
+    "train.warmup_steps=1", "train.log_every=1", "train.sample_every=0", "eval_clips=4", "train.ema_decay=0.9",
+]
+
+
+def _train(tmp_path, *extra):
+    return train_tokenizer(
+        ["--config", "configs/tokenizer/shapes-32.yaml", f"train.output_dir={tmp_path}", *TINY, *extra]
+    )
+
+
+def test_loss_weights_foreground():
+    target = torch.full((1, 3, 2, 8, 8), -1.0)
+    target[..., 2:4, 2:4] = 1.0
+    mask = foreground_mask(target, 0.15)
+    assert mask.sum() == 2 * 4
+    loss = ReconstructionLoss(LossConfig(ssim_weight=0.0))
+    miss_object = target.clone()
+    miss_object[..., 2:4, 2:4] = -1.0
+    miss_background = target.clone()
+    miss_background[..., 5:7, 5:7] = 1.0
+    kl = torch.zeros(1)
+    assert loss(miss_object, target, kl)[0] > 2 * loss(miss_background, target, kl)[0]
+
+
+def test_few_steps_lower_the_loss():
+    torch.manual_seed(0)
+    from .conftest import TINY_HIVAE
+
+    model = HiVAE(**TINY_HIVAE)
+    from hivae.data import MovingShapes
+
+    batch = torch.stack([MovingShapes(4, 8, 16)[i]["video"] for i in range(4)])
+    loss_fn = ReconstructionLoss(LossConfig())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(40):
+        out = model(batch, sample_posterior=True)
+        loss, _ = loss_fn(out.sample, batch, out.kl)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+
+
+def test_train_script_exports_and_resumes_exactly(tmp_path):
+    final = _train(tmp_path / "a", "train.max_steps=4", "train.checkpoint_every=2")
+    assert (final / "diffusion_pytorch_model.safetensors").is_file()
+    metrics = json.loads((final / "eval.json").read_text())
+    assert metrics["compression_ratio"] > 0 and "psnr_background" in metrics
+    assert HiVAE.from_pretrained(final).config.structure_scale != 1.0  # latent statistics stored
+    assert (tmp_path / "a" / "logs").is_dir()
+
+    # interrupted run: 2 steps, then resume to 4 -> same weights as the uninterrupted run
+    _train(tmp_path / "b", "train.max_steps=4", "train.checkpoint_every=3", "train.stop_at_step=2")
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir()] == ["step-0000002"]
+    _train(tmp_path / "b", "train.max_steps=4", "train.checkpoint_every=3")
+    ckpt_a = load_file(tmp_path / "a" / "checkpoints" / "step-0000004" / "model.safetensors")
+    ckpt_b = load_file(tmp_path / "b" / "checkpoints" / "step-0000004" / "model.safetensors")
+    assert ckpt_a.keys() == ckpt_b.keys()
+    for key in ckpt_a:
+        assert torch.allclose(ckpt_a[key], ckpt_b[key], atol=1e-6), key
+    assert not list((tmp_path / "b" / "checkpoints").glob(".tmp-*"))
+
+
+def test_train_script_rejects_bad_config(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'model.widht'"):
+        _train(tmp_path, "model.widht=3")
+    with pytest.raises(ConfigError, match="train.max_steps: expected int"):
+        _train(tmp_path, "train.max_steps=many")
+
+
+def test_baseline_trains_with_the_same_script(tmp_path):
+    final = train_tokenizer(
+        [
+            "--config", "configs/tokenizer/baseline-48x-32.yaml", f"train.output_dir={tmp_path}",
+            "model.sample_size=16", "model.base_channels=8", "data.size=16", "data.num_samples=16",
+            "train.batch_size=4", "train.max_steps=2", "train.sample_every=0", "eval_clips=4",
+        ]
+    )
+    assert json.loads((final / "eval.json").read_text())["compression_ratio"] == pytest.approx(48.0)
