@@ -252,7 +252,13 @@ class HiVAEDiT(ModelMixin, ConfigMixin):
             drop_class = rand_class if force_drop is None else force_drop | rand_class
             drop_text = rand_text if force_drop is None else force_drop | rand_text
         cond, context, mask = self._condition(
-            timestep, class_labels, encoder_hidden_states, encoder_attention_mask, drop_class, drop_text, batch,
+            timestep,
+            class_labels,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            drop_class,
+            drop_text,
+            batch,
             tokens.dtype,
         )
         for block in self.blocks:

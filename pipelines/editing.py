@@ -30,9 +30,9 @@ class HiVAEEditOutput(BaseOutput):
 class HiVAEEditPipeline(HiVAEVideoPipeline):
     """Motion transfer and prompt-guided editing of videos.
 
-        edit = HiVAEEditPipeline.from_pretrained("checkpoints/hivae-shapes-64")
-        out = edit.motion_transfer(video_a, video_b)            # A's content moving like B
-        out = edit(video, prompt="a red circle moving right", part="dynamics", strength=0.8)
+    edit = HiVAEEditPipeline.from_pretrained("checkpoints/hivae-shapes-64")
+    out = edit.motion_transfer(video_a, video_b)            # A's content moving like B
+    out = edit(video, prompt="a red circle moving right", part="dynamics", strength=0.8)
     """
 
     @torch.no_grad()
@@ -86,7 +86,9 @@ class HiVAEEditPipeline(HiVAEVideoPipeline):
             states, mask = self.encode_prompt(prompts, device)
         labels = None
         if class_labels is not None:
-            labels = torch.tensor([class_labels] * batch if isinstance(class_labels, int) else class_labels, device=device)
+            labels = torch.tensor(
+                [class_labels] * batch if isinstance(class_labels, int) else class_labels, device=device
+            )
         elif self.transformer.config.num_classes > 0:
             labels = torch.full((batch,), self.transformer.null_class, device=device)
 

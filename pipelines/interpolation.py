@@ -55,7 +55,9 @@ def interpolate_latents(
         raise ValueError(f"num_steps must be an int >= 2, got {num_steps!r}")
     for name in ("structure", "dynamics"):
         if getattr(a, name).shape != getattr(b, name).shape:
-            raise ValueError(f"{name} latents differ in shape: {tuple(getattr(a, name).shape)} vs {tuple(getattr(b, name).shape)}")
+            raise ValueError(
+                f"{name} latents differ in shape: {tuple(getattr(a, name).shape)} vs {tuple(getattr(b, name).shape)}"
+            )
     mix = lerp if method == "lerp" else slerp
     out = []
     for t in torch.linspace(0, 1, num_steps).tolist():
@@ -78,8 +80,8 @@ class HiVAEInterpolationOutput(BaseOutput):
 class HiVAEInterpolationPipeline(HiVAEVideoPipeline):
     """Interpolate between two videos, two prompts (generated with shared noise) or two normalised latents.
 
-        interp = HiVAEInterpolationPipeline.from_pretrained("checkpoints/hivae-shapes-64")
-        out = interp(prompt_a="a red circle moving left", prompt_b="a blue square moving up", part="both")
+    interp = HiVAEInterpolationPipeline.from_pretrained("checkpoints/hivae-shapes-64")
+    out = interp(prompt_a="a red circle moving left", prompt_b="a blue square moving up", part="both")
     """
 
     @torch.no_grad()
@@ -105,7 +107,9 @@ class HiVAEInterpolationPipeline(HiVAEVideoPipeline):
         pairs = {"video": (video_a, video_b), "prompt": (prompt_a, prompt_b), "latents": (latents_a, latents_b)}
         given = [name for name, (a, b) in pairs.items() if a is not None or b is not None]
         if len(given) != 1 or any(v is None for v in pairs[given[0]]):
-            raise ValueError("give exactly one complete pair: video_a/video_b, prompt_a/prompt_b or latents_a/latents_b")
+            raise ValueError(
+                "give exactly one complete pair: video_a/video_b, prompt_a/prompt_b or latents_a/latents_b"
+            )
         if output_type == "latent":
             raise ValueError("output_type='latent': use interpolate_latents() directly")
         kind = given[0]
@@ -116,8 +120,12 @@ class HiVAEInterpolationPipeline(HiVAEVideoPipeline):
             a, b = (
                 self.vae.normalize_latent(
                     HiVAEVideoPipeline.__call__(
-                        self, prompt=p, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                        generator=torch.Generator(self._execution_device).manual_seed(seed), output_type="latent",
+                        self,
+                        prompt=p,
+                        num_inference_steps=num_inference_steps,
+                        guidance_scale=guidance_scale,
+                        generator=torch.Generator(self._execution_device).manual_seed(seed),
+                        output_type="latent",
                     ).frames
                 )
                 for p in (prompt_a, prompt_b)

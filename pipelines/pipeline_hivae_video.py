@@ -91,35 +91,44 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         index = json.loads(index_file.read_text())
         if index.get("_class_name") not in PIPELINE_FAMILY:
             raise ValueError(f"{index_file}: holds a {index.get('_class_name')!r}, expected one of {PIPELINE_FAMILY}")
-        name = index.get("text_encoder_name")
-        if name and "text_encoder" not in kwargs and index.get("text_encoder", [None])[0] is None:
-            kwargs["tokenizer"], kwargs["text_encoder"] = load_text_encoder(name)
+        saved_encoder = folder / "text_encoder"
+        if "text_encoder" not in kwargs and (saved_encoder / "config.json").is_file():
+            kwargs["tokenizer"], kwargs["text_encoder"] = load_text_encoder(saved_encoder)
+        elif "text_encoder" not in kwargs and index.get("text_encoder_name"):
+            kwargs["tokenizer"], kwargs["text_encoder"] = load_text_encoder(index["text_encoder_name"])
         kwargs.setdefault("local_files_only", True)
         return super().from_pretrained(folder, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """Save every component as safetensors; the packaged default text encoder is referenced, not copied."""
+        """Save every component as safetensors. The text encoder and its tokenizer go together into
+        `text_encoder/`, except the packaged default, which is referenced by name and not copied."""
         text_encoder, tokenizer = self.text_encoder, self.tokenizer
-        skip = self.config.text_encoder_name == DEFAULT_TEXT_ENCODER
-        if skip:
-            self.register_modules(text_encoder=None, tokenizer=None)
+        self.register_modules(text_encoder=None, tokenizer=None)
         try:
             super().save_pretrained(save_directory, **{"safe_serialization": True, **kwargs})
         finally:
-            if skip:
-                self.register_modules(text_encoder=text_encoder, tokenizer=tokenizer)
+            self.register_modules(text_encoder=text_encoder, tokenizer=tokenizer)
+        if text_encoder is not None and self.config.text_encoder_name != DEFAULT_TEXT_ENCODER:
+            text_encoder.save_pretrained(Path(save_directory) / "text_encoder", safe_serialization=True)
+            tokenizer.save_pretrained(Path(save_directory) / "text_encoder")
 
     @property
     def components(self) -> dict:
         return {
-            "vae": self.vae, "transformer": self.transformer, "scheduler": self.scheduler,
-            "text_encoder": self.text_encoder, "tokenizer": self.tokenizer,
+            "vae": self.vae,
+            "transformer": self.transformer,
+            "scheduler": self.scheduler,
+            "text_encoder": self.text_encoder,
+            "tokenizer": self.tokenizer,
         }
 
     @classmethod
     def from_pipe(cls, pipeline: "HiVAEVideoPipeline", **kwargs) -> "HiVAEVideoPipeline":
         """Another pipeline of the family over the same components (no copies): e.g. an edit pipeline."""
-        settings = {"text_encoder_name": pipeline.config.text_encoder_name, "max_text_length": pipeline.config.max_text_length}
+        settings = {
+            "text_encoder_name": pipeline.config.text_encoder_name,
+            "max_text_length": pipeline.config.max_text_length,
+        }
         return cls(**(pipeline.components | settings | kwargs))
 
     # ------------------------------------------------------------------ steps of __call__

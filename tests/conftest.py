@@ -22,8 +22,19 @@ def video_folder(tmp_path):
 
 
 TINY_HIVAE = dict(
-    sample_size=16, num_frames=8, base_channels=8, channel_mults=(1, 2), width=16, encoder_depth=1, decoder_depth=1,
-    heads=2, structure_channels=4, num_queries=2, structure_downsample=1, qformer_depth=1, dynamics_channels=2,
+    sample_size=16,
+    num_frames=8,
+    base_channels=8,
+    channel_mults=(1, 2),
+    width=16,
+    encoder_depth=1,
+    decoder_depth=1,
+    heads=2,
+    structure_channels=4,
+    num_queries=2,
+    structure_downsample=1,
+    qformer_depth=1,
+    dynamics_channels=2,
 )
 
 
@@ -45,8 +56,12 @@ def tiny_text_encoder():
     tokenizer = AutoTokenizer.from_pretrained(resolve_text_encoder_path(), local_files_only=True)
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
     )
     return tokenizer, BertModel(config).eval()
 
@@ -62,7 +77,12 @@ def tiny_pipeline(tiny_hivae, tiny_text_encoder):
     dit = HiVAEDiT.from_tokenizer(tiny_hivae, hidden_size=32, depth=1, heads=2, num_classes=90, text_dim=32).eval()
     tokenizer, encoder = tiny_text_encoder
     pipe = HiVAEVideoPipeline(
-        tiny_hivae, dit, FlowMatchEulerDiscreteScheduler(), encoder, tokenizer, text_encoder_name=None,
+        tiny_hivae,
+        dit,
+        FlowMatchEulerDiscreteScheduler(),
+        encoder,
+        tokenizer,
+        text_encoder_name=None,
         max_text_length=12,
     )
     pipe.set_progress_bar_config(disable=True)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hivae import HiVAE, HierarchicalLatent, VideoVAE3D
+from hivae import HierarchicalLatent, HiVAE, VideoVAE3D
 from hivae.model import blend_windows, window_starts
 
 from .conftest import TINY_HIVAE
@@ -82,7 +82,9 @@ def test_tiling_matches_untiled(tiny_hivae):
         tiny_hivae.enable_tiling(overlap=0)
         assert torch.allclose(tiny_hivae(clip).sample, plain, atol=1e-6)  # one window: identical
         long = _video(1, 16, seed=1)
-        halves = torch.cat([tiny_hivae.disable_tiling() or tiny_hivae(long[:, :, s : s + 8]).sample for s in (0, 8)], 2)
+        halves = torch.cat(
+            [tiny_hivae.disable_tiling() or tiny_hivae(long[:, :, s : s + 8]).sample for s in (0, 8)], 2
+        )
         tiny_hivae.enable_tiling(overlap=0)
         assert torch.allclose(tiny_hivae(long).sample, halves, atol=1e-5)
         tiny_hivae.enable_tiling(overlap=3)
@@ -154,4 +156,3 @@ def test_hierarchical_latent_helpers():
     z = HierarchicalLatent(torch.ones(2, 4, 2, 2, 2), torch.zeros(2, 2, 8, 1, 1))
     assert z[0:1].batch_size == 1 and HierarchicalLatent.cat([z, z]).batch_size == 4
     assert z.numel_per_clip() == 32 + 16
-

@@ -10,10 +10,25 @@ from hivae.config import ConfigError
 from hivae.losses import LossConfig, ReconstructionLoss, foreground_mask
 
 TINY = [
-    "model.sample_size=16", "model.num_frames=8", "model.base_channels=8", "model.channel_mults=[1,2]",
-    "model.width=16", "model.encoder_depth=1", "model.decoder_depth=1", "model.heads=2", "model.qformer_depth=1",
-    "model.num_queries=2", "data.size=16", "data.num_frames=8", "data.num_samples=64", "train.batch_size=4",
-    "train.warmup_steps=1", "train.log_every=1", "train.sample_every=0", "eval_clips=4", "train.ema_decay=0.9",
+    "model.sample_size=16",
+    "model.num_frames=8",
+    "model.base_channels=8",
+    "model.channel_mults=[1,2]",
+    "model.width=16",
+    "model.encoder_depth=1",
+    "model.decoder_depth=1",
+    "model.heads=2",
+    "model.qformer_depth=1",
+    "model.num_queries=2",
+    "data.size=16",
+    "data.num_frames=8",
+    "data.num_samples=64",
+    "train.batch_size=4",
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.sample_every=0",
+    "eval_clips=4",
+    "train.ema_decay=0.9",
 ]
 
 
@@ -88,9 +103,17 @@ def test_train_script_rejects_bad_config(tmp_path):
 def test_baseline_trains_with_the_same_script(tmp_path):
     final = train_tokenizer(
         [
-            "--config", "configs/tokenizer/baseline-48x-32.yaml", f"train.output_dir={tmp_path}",
-            "model.sample_size=16", "model.base_channels=8", "data.size=16", "data.num_samples=16",
-            "train.batch_size=4", "train.max_steps=2", "train.sample_every=0", "eval_clips=4",
+            "--config",
+            "configs/tokenizer/baseline-48x-32.yaml",
+            f"train.output_dir={tmp_path}",
+            "model.sample_size=16",
+            "model.base_channels=8",
+            "data.size=16",
+            "data.num_samples=16",
+            "train.batch_size=4",
+            "train.max_steps=2",
+            "train.sample_every=0",
+            "eval_clips=4",
         ]
     )
     assert json.loads((final / "eval.json").read_text())["compression_ratio"] == pytest.approx(48.0)

@@ -1,0 +1,156 @@
+import json
+
+import pytest
+import torch
+
+from gen.cache_latents import LatentCacheDataset, build_cache
+from gen.dit import HiVAEDiT
+from gen.flow_matching import FlowConfig, add_noise, flow_matching_loss
+from hivae import HierarchicalLatent
+from hivae.data import MovingShapes
+
+
+def _latent(dit, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    s, d = dit.latent_shapes()
+    return HierarchicalLatent(torch.randn(batch, *s, generator=g), torch.randn(batch, *d, generator=g))
+
+
+@pytest.fixture
+def dit(tiny_hivae):
+    torch.manual_seed(0)
+    return HiVAEDiT.from_tokenizer(tiny_hivae, hidden_size=32, depth=2, heads=2, num_classes=10, text_dim=16).eval()
+
+
+def test_forward_shapes_and_token_count(dit):
+    z = _latent(dit)
+    out = dit(z, torch.tensor([10.0, 900.0]), class_labels=torch.tensor([1, 2])).sample
+    assert out.structure.shape == z.structure.shape and out.dynamics.shape == z.dynamics.shape
+    assert dit.num_tokens() == 2 * 4 * 4 + 8
+
+
+@pytest.mark.parametrize("num_classes,text_dim", [(10, 0), (0, 16), (10, 16)])
+def test_class_only_text_only_or_both(tiny_hivae, num_classes, text_dim):
+    model = HiVAEDiT.from_tokenizer(
+        tiny_hivae, hidden_size=32, depth=1, heads=2, num_classes=num_classes, text_dim=text_dim
+    )
+    z = _latent(model)
+    kwargs = {}
+    if num_classes:
+        kwargs["class_labels"] = torch.tensor([0, 3])
+    if text_dim:
+        kwargs["encoder_hidden_states"] = torch.randn(2, 5, text_dim)
+        kwargs["encoder_attention_mask"] = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    loss, logs = flow_matching_loss(model, z, FlowConfig(), **kwargs)
+    loss.backward()
+    assert torch.isfinite(loss) and set(logs) == {"loss", "loss_structure", "loss_dynamics"}
+    with pytest.raises(ValueError, match="needs a condition"):
+        HiVAEDiT(num_classes=0, text_dim=0)
+
+
+def test_cfg_null_condition_equals_dropped(dit):
+    """force_drop rows must equal calls with no condition at all (the unconditional branch of CFG)."""
+    zero_initialised = [b.modulation[-1] for b in dit.blocks] + [
+        dit.structure_out.linear,
+        dit.structure_out.modulation[-1],
+    ]
+    for layer in zero_initialised:  # give adaLN-Zero layers some weight so that conditions matter
+        torch.nn.init.normal_(layer.weight, std=0.05)
+    torch.nn.init.normal_(dit.null_text, std=1.0)
+    z, t = _latent(dit), torch.tensor([500.0, 500.0])
+    text = torch.randn(2, 4, 16)
+    labels = torch.tensor([1, 2])
+    dropped = dit(z, t, labels, text, force_drop=torch.tensor([True, True])).sample
+    unconditional = dit(z, t).sample
+    assert torch.allclose(dropped.structure, unconditional.structure, atol=1e-5)
+    conditional = dit(z, t, labels, text).sample
+    assert not torch.allclose(conditional.structure, unconditional.structure, atol=1e-4)
+    mixed = dit(z, t, labels, text, force_drop=torch.tensor([False, True])).sample
+    assert torch.allclose(mixed.structure[0], conditional.structure[0], atol=1e-5)
+    assert torch.allclose(mixed.structure[1], unconditional.structure[1], atol=1e-5)
+
+
+def test_tiny_overfit_lowers_the_loss(dit):
+    torch.manual_seed(0)
+    z = _latent(dit, batch=4)
+    labels = torch.tensor([0, 1, 2, 3])
+    optimizer = torch.optim.AdamW(dit.parameters(), lr=3e-3)
+    dit.train()
+    losses = []
+    for step in range(60):
+        loss, _ = flow_matching_loss(
+            dit, z, FlowConfig(), torch.Generator().manual_seed(step % 4), class_labels=labels
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8
+
+
+def test_add_noise_endpoints():
+    z = HierarchicalLatent(torch.ones(2, 1, 1, 1, 1), torch.ones(2, 1, 2, 1, 1))
+    n = z.map(torch.zeros_like)
+    noisy = add_noise(z, n, torch.tensor([0.0, 1.0]))
+    assert noisy.structure.flatten().tolist() == [1.0, 0.0]
+
+
+def test_latent_cache_roundtrip(tiny_hivae, tiny_text_encoder, tmp_path):
+    dataset = MovingShapes(10, num_frames=8, size=16, seed=2)
+    out = build_cache(
+        tiny_hivae, dataset, tmp_path / "cache", tiny_text_encoder, max_text_length=10, batch_size=4, shard_size=4
+    )
+    cache = LatentCacheDataset(out)
+    assert len(cache) == 10 and len(cache.index["shards"]) == 3
+    expected = tiny_hivae.normalize_latent(tiny_hivae.encode(dataset[7]["video"][None]).latent_dist.mode())
+    assert torch.allclose(cache[7]["structure"], expected.structure[0], atol=1e-5)
+    assert cache[7]["label"] == dataset[7]["label"]
+    assert cache.captions[cache[7]["caption_id"]] == dataset[7]["text"]
+    assert cache.text_states.shape[1:] == (10, 32) and cache.text_mask.dtype == torch.bool
+    cache.check_compatible(dict(tiny_hivae.config))
+    with pytest.raises(ValueError, match="another tokenizer"):
+        cache.check_compatible(dict(tiny_hivae.config) | {"num_queries": 7})
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_latent_cache_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a latent cache"):
+        LatentCacheDataset(tmp_path)
+    (tmp_path / "index.json").write_text(json.dumps({"version": 99}))
+    with pytest.raises(ValueError, match="cache version 99"):
+        LatentCacheDataset(tmp_path)
+
+
+def test_train_dit_script_with_cache_and_resume(tmp_path, tiny_hivae):
+    from gen.train_dit import main as train_dit
+
+    tiny_hivae.save_pretrained(tmp_path / "tok")
+    common = [
+        "--config",
+        "configs/dit/shapes-32.yaml",
+        f"tokenizer={tmp_path / 'tok'}",
+        f"cache_dir={tmp_path / 'cache'}",
+        f"train.output_dir={tmp_path / 'run'}",
+        "size=null",
+        "model.hidden_size=32",
+        "model.depth=1",
+        "model.heads=2",
+        "data.size=16",
+        "data.num_frames=8",
+        "data.num_samples=32",
+        "train.batch_size=8",
+        "train.sample_every=2",
+        "sample_steps=2",
+        "train.checkpoint_every=2",
+        "train.warmup_steps=1",
+    ]
+    train_dit(common + ["train.max_steps=2"])
+    out = train_dit(common + ["train.max_steps=3"])
+    assert (out / "model_index.json").is_file() and (tmp_path / "run" / "checkpoints" / "step-0000003").is_dir()
+    assert list((tmp_path / "run" / "samples").glob("samples-*.mp4"))
+    from pipelines import HiVAEVideoPipeline
+
+    pipe = HiVAEVideoPipeline.from_pretrained(out)
+    assert pipe.text_encoder is not None  # packaged default re-attached
+    frames = pipe("a red circle moving left", num_inference_steps=2, output_type="pt").frames
+    assert frames.shape == (1, 8, 3, 16, 16)
