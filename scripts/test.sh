@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
-echo "test log above; tensorboard/run outputs of tests live in pytest's tmp dirs"
+echo "tests done (slow tests: .venv/bin/python -m pytest -m slow)"
