@@ -24,11 +24,22 @@ sys.path.insert(0, str(ROOT))
 
 def cases(size: int, frames: int) -> dict[str, dict]:
     hivae = {  # the shipped shapes-64 HiVAE geometry, scaled with the clip size (8x base, 2x structure downsample)
-        "structure_channels": 4, "num_queries": 4, "structure_size": (size // 16, size // 16),
-        "dynamics_channels": 4, "num_frames": frames, "dynamics_pool": (1, 1), "patch_size": 1,
+        "structure_channels": 4,
+        "num_queries": 4,
+        "structure_size": (size // 16, size // 16),
+        "dynamics_channels": 4,
+        "num_frames": frames,
+        "dynamics_pool": (1, 1),
+        "patch_size": 1,
     }
-    vae48 = {"structure_channels": 16, "num_queries": frames // 4, "structure_size": (size // 8, size // 8),
-             "dynamics_channels": 1, "num_frames": 1, "dynamics_pool": (1, 1)}
+    vae48 = {
+        "structure_channels": 16,
+        "num_queries": frames // 4,
+        "structure_size": (size // 8, size // 8),
+        "dynamics_channels": 1,
+        "num_frames": 1,
+        "dynamics_pool": (1, 1),
+    }
     return {
         "hivae (614x)": hivae,
         "3d-vae 48x, patch 2": vae48 | {"patch_size": 2},
@@ -66,8 +77,13 @@ def run_case(geometry: dict, batch: int, hidden: int, depth: int, heads: int, st
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     numel = sum(torch.Size(s).numel() for s in shapes)
-    return {"latent_numbers": numel, "tokens": model.num_tokens(), "step_ms": 1000 * seconds, "peak_mem_MiB": peak,
-            "params_M": sum(p.numel() for p in model.parameters()) / 1e6}
+    return {
+        "latent_numbers": numel,
+        "tokens": model.num_tokens(),
+        "step_ms": 1000 * seconds,
+        "peak_mem_MiB": peak,
+        "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -94,15 +110,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     pixels = 3 * args.frames * args.size**2
     for name in all_cases:
         command = [sys.executable, __file__, "--case", name] + sum(
-            ([f"--{k}", str(getattr(args, k))] for k in ("size", "frames", "batch", "hidden", "depth", "heads", "steps")), []
+            (
+                [f"--{k}", str(getattr(args, k))]
+                for k in ("size", "frames", "batch", "hidden", "depth", "heads", "steps")
+            ),
+            [],
         )
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         result = json.loads(output)
         rows.append({"latent": name, "compression": pixels / result["latent_numbers"], **result})
     print(f"DiT {args.hidden}x{args.depth}, batch {args.batch}, clips {args.frames}x{args.size}x{args.size}")
     print_table(rows, ["latent", "compression", "latent_numbers", "tokens", "step_ms", "peak_mem_MiB", "params_M"])
-    write_json(args.out, {"settings": {k: getattr(args, k) for k in ("size", "frames", "batch", "hidden", "depth")},
-                          "rows": rows})
+    write_json(
+        args.out,
+        {"settings": {k: getattr(args, k) for k in ("size", "frames", "batch", "hidden", "depth")}, "rows": rows},
+    )
     return rows
 
 

@@ -47,14 +47,40 @@ def main(argv: list[str] | None = None) -> dict:
     for name, preset in PRESETS.items():
         run = Path(args.runs) / f"{name}-{args.steps}"
         if not (run / "model" / "config.json").is_file():
-            train_tokenizer(["--config", preset, f"train.output_dir={run}", f"train.max_steps={args.steps}",
-                             "train.sample_every=0", "eval_clips=8"])
+            train_tokenizer(
+                [
+                    "--config",
+                    preset,
+                    f"train.output_dir={run}",
+                    f"train.max_steps={args.steps}",
+                    "train.sample_every=0",
+                    "eval_clips=8",
+                ]
+            )
         model = load_tokenizer(str(run / "model"))
         metrics = evaluate_tokenizer(model, clips)
-        rows.append({"model": name, "steps": args.steps, "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-                     **{k: v for k, v in metrics.items() if k != "num_clips"}})
-    print_table(rows, ["model", "compression_ratio", "compression_percent", "psnr", "psnr_foreground",
-                       "psnr_background", "ssim", "temporal_consistency", "params_M"])
+        rows.append(
+            {
+                "model": name,
+                "steps": args.steps,
+                "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+                **{k: v for k, v in metrics.items() if k != "num_clips"},
+            }
+        )
+    print_table(
+        rows,
+        [
+            "model",
+            "compression_ratio",
+            "compression_percent",
+            "psnr",
+            "psnr_foreground",
+            "psnr_background",
+            "ssim",
+            "temporal_consistency",
+            "params_M",
+        ],
+    )
     return {"rows": rows, "path": str(write_json(args.out, {"clips": len(clips), "rows": rows}))}
 
 

@@ -15,7 +15,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import torch
 
@@ -49,6 +49,21 @@ class TokenizerConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval_clips: int = 32  # held-out clips for samples, final metrics and latent statistics
+    init_from: Optional[str] = None  # start from this trained tokenizer's weights (e.g. for a diffusion decoder)
+    freeze_autoencoder: bool = False  # stage 2: train only the diffusion decoder, the rest stays frozen
+
+
+def initialise_from(model, path: str) -> None:
+    """Load a trained tokenizer's weights; only the diffusion decoder may be missing from them."""
+    from safetensors.torch import load_file
+
+    file = Path(path) / "diffusion_pytorch_model.safetensors"
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: init_from needs a save_pretrained tokenizer folder")
+    missing, unexpected = model.load_state_dict(load_file(file), strict=False)
+    missing = [k for k in missing if not k.startswith("diffusion_decoder.")]
+    if missing or unexpected:
+        raise ValueError(f"{file}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def held_out_clips(config: TokenizerConfig) -> torch.Tensor:
@@ -67,9 +82,17 @@ def main(argv: list[str] | None = None) -> Path:
 
     accelerator = make_accelerator(tc)
     model = model_cls(**config.model)
+    if config.init_from:
+        initialise_from(model, config.init_from)
+    if config.freeze_autoencoder:
+        if getattr(model, "diffusion_decoder", None) is None:
+            raise ValueError("freeze_autoencoder=true needs model.decoder_type=diffusion")
+        model.requires_grad_(False)
+        model.diffusion_decoder.requires_grad_(True)
     loss_fn = ReconstructionLoss(config.loss)
     loader = make_loader(build_dataset(config.data), tc, collate_clips)
-    optimizer, scheduler = make_optimizer(model.parameters(), tc, accelerator.num_processes)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer, scheduler = make_optimizer(trainable, tc, accelerator.num_processes)
     model, optimizer, scheduler, loader = accelerator.prepare(model, optimizer, scheduler, loader)
     loss_fn.to(accelerator.device)
     disc_optimizer = None
@@ -94,6 +117,9 @@ def main(argv: list[str] | None = None) -> Path:
         video = batch["video"]
         out = model(video, sample_posterior=True)
         loss, logs = loss_fn(out.sample, video, out.kl, step)
+        if out.diffusion_loss is not None:
+            loss = loss + config.loss.diffusion_weight * out.diffusion_loss
+            logs |= {"diffusion_loss": out.diffusion_loss.item(), "loss": loss.item()}
         if disc_optimizer is None or not loss_fn.gan_active(step):
             return loss, logs, None
 

@@ -78,6 +78,7 @@ def _common_generation_args(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--out", default="outputs", help="output folder")
+    p.add_argument("--decoder-steps", type=int, default=None, help="diffusion-decoder steps (tokenizers with one)")
 
 
 # ---------------------------------------------------------------------------- generate

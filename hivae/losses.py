@@ -27,6 +27,7 @@ class LossConfig:
     gan_weight: float = 0.0  # > 0 enables the 3D patch discriminator
     gan_start_step: int = 5000  # adversarial loss starts after this many steps
     discriminator_channels: int = 32  # width of the patch discriminator
+    diffusion_weight: float = 1.0  # decoder_type="diffusion": weight of the diffusion decoder's loss
 
 
 def foreground_mask(video: torch.Tensor, threshold: float) -> torch.Tensor:

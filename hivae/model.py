@@ -15,6 +15,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 from .decoder import LatentFusion, PixelDecoder
+from .diffusion_decoder import DiffusionDecoder
 from .dynamics import DynamicsBranch
 from .encoder import Encoder
 from .latents import DiagonalGaussian, HierarchicalLatent, HierarchicalLatentDistribution
@@ -68,7 +69,9 @@ class HiVAE(ModelMixin, ConfigMixin):
         width, encoder_depth, decoder_depth, heads: space-time transformer size of encoder and decoder.
         structure_channels (d_s), num_queries (n_q), structure_downsample, qformer_depth: structure branch.
         dynamics_channels (d_d), dynamics_pool ((p_h, p_w)): dynamics branch.
-        decoder_type: "deterministic" (one pass). Other decoders plug in after `LatentFusion`.
+        decoder_type: "deterministic" (one pass) or "diffusion": the deterministic output refined by a conditional
+            flow-matching decoder (`hivae.diffusion_decoder`) in `diffusion_steps` steps by default.
+        diffusion_channels, shortcut_fraction: width and shortcut-objective share of the diffusion decoder.
         structure_shift/scale, dynamics_shift/scale: latent statistics used by `normalize_latent` for the DiT.
     """
 
@@ -93,14 +96,17 @@ class HiVAE(ModelMixin, ConfigMixin):
         dynamics_channels: int = 2,
         dynamics_pool: tuple[int, int] = (1, 1),
         decoder_type: str = "deterministic",
+        diffusion_channels: int = 32,
+        diffusion_steps: int = 4,
+        shortcut_fraction: float = 0.25,
         structure_shift: float = 0.0,
         structure_scale: float = 1.0,
         dynamics_shift: float = 0.0,
         dynamics_scale: float = 1.0,
     ):
         super().__init__()
-        if decoder_type != "deterministic":
-            raise ValueError(f"decoder_type must be 'deterministic', got {decoder_type!r}")
+        if decoder_type not in ("deterministic", "diffusion"):
+            raise ValueError(f"decoder_type must be 'deterministic' or 'diffusion', got {decoder_type!r}")
         channel_mults = tuple(channel_mults)
         self.encoder = Encoder(in_channels, base_channels, channel_mults, width, encoder_depth, heads)
         self.structure_branch = StructureBranch(
@@ -111,6 +117,11 @@ class HiVAE(ModelMixin, ConfigMixin):
             width, structure_channels, dynamics_channels, num_queries, num_frames, structure_downsample
         )
         self.decoder = PixelDecoder(width, decoder_depth, heads, base_channels, channel_mults, in_channels)
+        self.diffusion_decoder = (
+            DiffusionDecoder(width, diffusion_channels, len(channel_mults) - 1, in_channels)
+            if decoder_type == "diffusion"
+            else None
+        )
         self.use_slicing = False
         self.tile_overlap: int | None = None
 
@@ -201,11 +212,18 @@ class HiVAE(ModelMixin, ConfigMixin):
         check_finite(d, "dynamics latent")
         return windows
 
-    def _decode_one(self, latent: HierarchicalLatent, num_frames: int | None) -> torch.Tensor:
+    def _decode_window(self, latent: HierarchicalLatent, steps: int, generator) -> torch.Tensor:
+        features = self.fusion(latent)
+        video = self.decoder(features)
+        if self.diffusion_decoder is not None and steps > 0:
+            video = video + self.diffusion_decoder.sample(video, features, steps, generator)
+        return video
+
+    def _decode_one(self, latent: HierarchicalLatent, num_frames: int | None, steps: int, generator) -> torch.Tensor:
         c = self.config
         windows = self._check_latent(latent)
         if windows == 1:
-            return self.decoder(self.fusion(latent))
+            return self._decode_window(latent, steps, generator)
         overlap = self.tile_overlap or 0
         total = num_frames or windows * c.num_frames - (windows - 1) * overlap
         starts = window_starts(total, c.num_frames, overlap)
@@ -219,17 +237,29 @@ class HiVAE(ModelMixin, ConfigMixin):
                 latent.structure[:, :, index * c.num_queries : (index + 1) * c.num_queries],
                 latent.dynamics[:, :, index * c.num_frames : (index + 1) * c.num_frames],
             )
-            clips.append(self.decoder(self.fusion(part)))
+            clips.append(self._decode_window(part, steps, generator))
         return blend_windows(clips, starts, total)
 
     def decode(
-        self, latent: HierarchicalLatent, num_frames: int | None = None, return_dict: bool = True
+        self,
+        latent: HierarchicalLatent,
+        num_frames: int | None = None,
+        return_dict: bool = True,
+        num_inference_steps: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> DecoderOutput | tuple:
-        """HierarchicalLatent -> video (B, 3, T, H, W). `num_frames`: length of a tiled video (default: exact fit)."""
+        """HierarchicalLatent -> video (B, 3, T, H, W).
+
+        num_frames: length of a tiled video (default: exact fit). num_inference_steps: diffusion-decoder steps
+        (default `config.diffusion_steps`; 0 = deterministic decoder only). generator: its noise.
+        """
+        steps = self.config.diffusion_steps if num_inference_steps is None else num_inference_steps
         if self.use_slicing and latent.batch_size > 1:
-            video = torch.cat([self._decode_one(latent[i : i + 1], num_frames) for i in range(latent.batch_size)])
+            video = torch.cat(
+                [self._decode_one(latent[i : i + 1], num_frames, steps, generator) for i in range(latent.batch_size)]
+            )
         else:
-            video = self._decode_one(latent, num_frames)
+            video = self._decode_one(latent, num_frames, steps, generator)
         return DecoderOutput(sample=video) if return_dict else (video,)
 
     def forward(
@@ -242,8 +272,18 @@ class HiVAE(ModelMixin, ConfigMixin):
         """Reconstruct a video: encode, take the posterior mean (or a sample), decode."""
         dist = self.encode(sample).latent_dist
         latent = dist.sample(generator) if sample_posterior else dist.mode()
-        video = self.decode(latent, num_frames=sample.shape[2]).sample
-        out = ReconstructionOutput(sample=video, latent=latent, kl=dist.kl())
+        if self.training and self.diffusion_decoder is not None:
+            # training: the deterministic reconstruction, plus the diffusion decoder's loss on its residual
+            self._check_latent(latent)
+            features = self.fusion(latent)
+            video = self.decoder(features)
+            diffusion_loss, _ = self.diffusion_decoder.loss(
+                sample - video.detach(), video.detach(), features, self.config.shortcut_fraction
+            )
+            out = ReconstructionOutput(sample=video, latent=latent, kl=dist.kl(), diffusion_loss=diffusion_loss)
+        else:
+            video = self.decode(latent, num_frames=sample.shape[2], generator=generator).sample
+            out = ReconstructionOutput(sample=video, latent=latent, kl=dist.kl())
         return out if return_dict else out.to_tuple()
 
     # ----------------------------------------------------------------- latent normalisation for the DiT

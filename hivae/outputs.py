@@ -24,3 +24,4 @@ class ReconstructionOutput(BaseOutput):
     sample: torch.Tensor  # (B, 3, T, H, W) reconstruction
     latent: Any = None  # the latent that was decoded
     kl: torch.Tensor | None = None  # (B,) KL of the posterior to N(0, I), per latent element
+    diffusion_loss: torch.Tensor | None = None  # training only, decoder_type="diffusion": the decoder's loss

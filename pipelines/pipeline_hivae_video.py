@@ -211,10 +211,16 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         latent = self.vae.encode(video.to(param.device, param.dtype)).latent_dist.mode()
         return self.vae.normalize_latent(latent)
 
-    def decode_latents(self, latents: HierarchicalLatent) -> torch.Tensor:
-        """Normalised latents -> video (B, 3, T, H, W) in [-1, 1]."""
+    def decode_latents(
+        self, latents: HierarchicalLatent, decoder_steps: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Normalised latents -> video (B, 3, T, H, W) in [-1, 1]. `decoder_steps`: steps of a diffusion decoder
+        (None = the tokenizer's default, 0 = its deterministic decoder); ignored by a deterministic tokenizer."""
         latents = self.vae.denormalize_latent(latents.to(dtype=self.vae.dtype))
-        return self.vae.decode(latents).sample
+        if self.vae.config.decoder_type != "diffusion":
+            return self.vae.decode(latents).sample
+        generator = generator if isinstance(generator, torch.Generator) else None
+        return self.vae.decode(latents, num_inference_steps=decoder_steps, generator=generator).sample
 
     @staticmethod
     def _flatten(latent: HierarchicalLatent) -> torch.Tensor:
@@ -261,6 +267,7 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable[["HiVAEVideoPipeline", int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        decoder_steps: int | None = None,
     ) -> HiVAEPipelineOutput | tuple:
         """Generate videos.
 
@@ -273,6 +280,7 @@ class HiVAEVideoPipeline(DiffusionPipeline):
             generator: torch generator(s) for reproducible noise. latents: start from these normalised latents.
             output_type: "np", "pt", "pil" or "latent". callback_on_step_end: called after every step with
                 (pipe, step, timestep, {"latents": HierarchicalLatent}); may return {"latents": ...} to replace them.
+            decoder_steps: steps of the tokenizer's diffusion decoder (None = its default; 0 = deterministic).
         """
         # 1. check inputs
         self.check_inputs(
@@ -347,6 +355,6 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         if output_type == "latent":
             frames = self.vae.denormalize_latent(latents)
         else:
-            frames = postprocess_video(self.decode_latents(latents), output_type)
+            frames = postprocess_video(self.decode_latents(latents, decoder_steps, generator), output_type)
         self.maybe_free_model_hooks()
         return HiVAEPipelineOutput(frames=frames) if return_dict else (frames,)

@@ -20,14 +20,25 @@ def side_by_side(frames_pt: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     pipe = HiVAEVideoPipeline.from_pretrained(DEFAULT_CHECKPOINT)
     pipe.set_progress_bar_config(disable=True)
-    prompts = ["a red circle moving left", "a blue square moving up", "a green triangle moving right",
-               "a yellow circle staying still", "a magenta square moving down", "a cyan triangle moving left"]
+    prompts = [
+        "a red circle moving left",
+        "a blue square moving up",
+        "a green triangle moving right",
+        "a yellow circle staying still",
+        "a magenta square moving down",
+        "a cyan triangle moving left",
+    ]
     frames = pipe(prompts, num_inference_steps=20, generator=torch.Generator().manual_seed(0), output_type="pt").frames
     write_video(OUT / "generated.gif", side_by_side(frames))
 
     interp = HiVAEInterpolationPipeline.from_pipe(pipe)
-    result = interp(prompt_a="a red circle moving left", prompt_b="a blue square moving up", num_steps=5,
-                    generator=torch.Generator().manual_seed(0), output_type="pt")
+    result = interp(
+        prompt_a="a red circle moving left",
+        prompt_b="a blue square moving up",
+        num_steps=5,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+    )
     write_video(OUT / "interpolation.gif", result.grid[0])
 
     edit = HiVAEEditPipeline.from_pipe(pipe)
@@ -36,15 +47,23 @@ def main() -> None:
     a, b = data[first["right"]]["video"][None], data[first["up"]]["video"][None]
     moved = edit.motion_transfer(a, b, output_type="pt").frames
     write_video(OUT / "motion_transfer.gif", torch.cat([a[0], b[0], side_by_side(moved)], dim=3))
-    edited = edit(a, prompt="a red square moving right", part="structure", strength=0.9,
-                  generator=torch.Generator().manual_seed(0), output_type="pt").frames
+    edited = edit(
+        a,
+        prompt="a red square moving right",
+        part="structure",
+        strength=0.9,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+    ).frames
     write_video(OUT / "prompt_edit.gif", torch.cat([a[0], side_by_side(edited)], dim=3))
 
     clips = torch.stack([data[i]["video"] for i in range(4)])
     with torch.no_grad():
         recon = pipe.vae(clips).sample.clamp(-1, 1)
-    write_video(OUT / "reconstruction.gif", torch.cat([rearrange(clips, "b c t h w -> c t h (b w)"),
-                                                       rearrange(recon, "b c t h w -> c t h (b w)")], dim=2))
+    write_video(
+        OUT / "reconstruction.gif",
+        torch.cat([rearrange(clips, "b c t h w -> c t h (b w)"), rearrange(recon, "b c t h w -> c t h (b w)")], dim=2),
+    )
     print("motion transfer:", data[first["right"]]["text"], "<- motion of", data[first["up"]]["text"])
     print(f"wrote gallery to {OUT}")
 

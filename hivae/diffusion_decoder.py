@@ -1,0 +1,146 @@
+"""Hi-VAE-style conditional diffusion decoder, made few-step with a shortcut objective.
+
+The deterministic decoder gives `x_det`; this module generates the residual `r = x - x_det` by rectified flow,
+conditioned on `x_det`, on the fused structure + dynamics features, on the flow time sigma and on the step size d it
+is asked to take. Training mixes plain flow matching (d = 0, target noise - r) with shortcut self-consistency
+(Frans et al., 2024): one step of size 2d must match two steps of size d, so that 1-4 steps approach many steps.
+
+    r_sigma = (1 - sigma) r + sigma * noise,   x_{sigma - d} = x_sigma - d * v(x_sigma, sigma, d)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layers import Downsample2x, Upsample2x, timestep_embedding
+
+
+class CondResBlock(nn.Module):
+    """Res-block whose middle is scaled and shifted by an embedding (FiLM). x: (B, C, T, H, W), emb: (B, E)."""
+
+    def __init__(self, channels: int, emb_dim: int):
+        super().__init__()
+        self.norm1, self.norm2 = nn.GroupNorm(8, channels), nn.GroupNorm(8, channels)
+        self.conv1 = nn.Conv3d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv3d(channels, channels, 3, padding=1)
+        self.film = nn.Linear(emb_dim, 2 * channels)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.film(emb)[:, :, None, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        return x + self.conv2(F.silu(h))
+
+
+class DiffusionDecoder(nn.Module):
+    """Velocity of the residual: (r_sigma, x_det, features, sigma, d) -> (B, 3, T, H, W).
+
+    `features` (B, width, T, h, w) come from `LatentFusion` at 1 / 2**levels of the pixel size.
+    """
+
+    def __init__(self, width: int, channels: int = 32, levels: int = 3, out_channels: int = 3):
+        super().__init__()
+        self.emb_dim = 4 * channels
+        self.embed = nn.Sequential(nn.Linear(512, self.emb_dim), nn.SiLU(), nn.Linear(self.emb_dim, self.emb_dim))
+        self.conv_in = nn.Conv3d(2 * out_channels, channels, 3, padding=1)
+        self.down = nn.ModuleList(Downsample2x(channels) for _ in range(levels))
+        self.down_blocks = nn.ModuleList(CondResBlock(channels, self.emb_dim) for _ in range(levels))
+        self.features_in = nn.Conv3d(width, channels, 1)
+        self.mid = nn.ModuleList(CondResBlock(channels, self.emb_dim) for _ in range(2))
+        self.up = nn.ModuleList(Upsample2x(channels) for _ in range(levels))
+        self.up_blocks = nn.ModuleList(CondResBlock(channels, self.emb_dim) for _ in range(levels))
+        self.conv_out = nn.Sequential(
+            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv3d(channels, out_channels, 3, padding=1)
+        )
+        nn.init.zeros_(self.conv_out[-1].weight)
+        nn.init.zeros_(self.conv_out[-1].bias)
+
+    def forward(
+        self, noisy: torch.Tensor, x_det: torch.Tensor, features: torch.Tensor, sigma: torch.Tensor, step: torch.Tensor
+    ) -> torch.Tensor:
+        emb = self.embed(torch.cat([timestep_embedding(sigma * 1000, 256), timestep_embedding(step * 1000, 256)], -1))
+        h = self.conv_in(torch.cat([noisy, x_det], dim=1))
+        skips = []
+        for block, down in zip(self.down_blocks, self.down):
+            h = block(h, emb)
+            skips.append(h)
+            h = down(h)
+        h = h + self.features_in(features)
+        for block in self.mid:
+            h = block(h, emb)
+        for block, up in zip(self.up_blocks, self.up):
+            h = block(up(h) + skips.pop(), emb)
+        return self.conv_out(h)
+
+    # ------------------------------------------------------------------ training
+    def loss(
+        self,
+        residual: torch.Tensor,
+        x_det: torch.Tensor,
+        features: torch.Tensor,
+        shortcut_fraction: float = 0.25,
+        max_log2_steps: int = 6,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Flow matching on (1 - shortcut_fraction) of the batch, shortcut self-consistency on the rest."""
+        b, device = residual.shape[0], residual.device
+        noise = torch.randn_like(residual)
+        n_short = int(round(b * shortcut_fraction))
+        # flow-matching rows: any sigma, step size 0
+        sigma = torch.rand(b, device=device)
+        step = torch.zeros(b, device=device)
+        target = noise - residual
+        if n_short > 0:
+            # shortcut rows: step d = 2**-k, sigma on the grid of multiples of 2d in (0, 1]
+            k = torch.randint(1, max_log2_steps + 1, (n_short,), device=device).float()
+            d = 2.0**-k
+            sigma_s = torch.ceil(torch.rand(n_short, device=device) / (2 * d)).clamp_min(1) * 2 * d
+            sigma[:n_short], step[:n_short] = sigma_s, 2 * d
+        view = lambda v: v.view(-1, 1, 1, 1, 1)  # noqa: E731
+        noisy = (1 - view(sigma)) * residual + view(sigma) * noise
+        if n_short > 0:
+            with torch.no_grad():
+                sl = slice(0, n_short)
+                args = (x_det[sl], features[sl])
+                first = self(noisy[sl], *args, sigma[sl], d)
+                midway = noisy[sl] - view(d) * first
+                second = self(midway, *args, sigma[sl] - d, d)
+                target = torch.cat([(first + second) / 2, target[n_short:]])
+        prediction = self(noisy, x_det, features, sigma, step)
+        per_row = (prediction - target).pow(2).flatten(1).mean(1)
+        loss = per_row.mean()
+        logs = {"diffusion_loss": loss.item(), "flow_loss": per_row[n_short:].mean().item()}
+        if n_short > 0:
+            logs["shortcut_loss"] = per_row[:n_short].mean().item()
+        return loss, logs
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        x_det: torch.Tensor,
+        features: torch.Tensor,
+        num_steps: int = 4,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Residual by `num_steps` Euler steps of size 1/num_steps with diffusers' FlowMatchEulerDiscreteScheduler."""
+        from diffusers import FlowMatchEulerDiscreteScheduler
+        from diffusers.utils.torch_utils import randn_tensor
+
+        if not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive int, got {num_steps!r}")
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0)
+        scheduler.set_timesteps(sigmas=[1 - i / num_steps for i in range(num_steps)], device=x_det.device)
+        x = randn_tensor(x_det.shape, generator=generator, device=x_det.device, dtype=x_det.dtype)
+        step = torch.full((x.shape[0],), 1.0 / num_steps, device=x.device)
+        # the shortcut objective trains step sizes 2**-k; beyond 64 steps use plain flow matching (d = 0)
+        if num_steps > 2**6 or not math.log2(num_steps).is_integer():
+            step = torch.zeros_like(step)
+        for t in scheduler.timesteps:
+            sigma = (t / 1000).expand(x.shape[0]).to(x.dtype)
+            velocity = self(x, x_det, features, sigma, step)
+            x = scheduler.step(velocity, t, x, return_dict=False)[0]
+        return x

@@ -1,0 +1,110 @@
+import pytest
+import torch
+
+from hivae import HiVAE
+from hivae.data import MovingShapes
+
+from .conftest import TINY_HIVAE
+
+DIFFUSION = TINY_HIVAE | {"decoder_type": "diffusion", "diffusion_channels": 8, "diffusion_steps": 2}
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return HiVAE(**DIFFUSION).eval()
+
+
+def _video(b=2):
+    return torch.stack([MovingShapes(b, 8, 16, seed=9)[i]["video"] for i in range(b)])
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 4, 50])
+def test_decode_shapes_for_any_step_count(model, steps):
+    latent = model.encode(_video()).latent_dist.mode()
+    with torch.no_grad():
+        assert model.decode(latent, num_inference_steps=steps).sample.shape == (2, 3, 8, 16, 16)
+
+
+def test_determinism_with_generator_and_deterministic_path(model):
+    latent = model.encode(_video()).latent_dist.mode()
+    with torch.no_grad():
+        a = model.decode(latent, generator=torch.Generator().manual_seed(0)).sample
+        b = model.decode(latent, generator=torch.Generator().manual_seed(0)).sample
+        c = model.decode(latent, generator=torch.Generator().manual_seed(1)).sample
+        plain = model.decode(latent, num_inference_steps=0).sample
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.allclose(plain, model.decoder(model.fusion(latent)))
+    with pytest.raises(ValueError, match="positive int"):
+        model.diffusion_decoder.sample(plain, model.fusion(latent), num_steps=0)
+
+
+def test_save_load_roundtrip(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    loaded = HiVAE.from_pretrained(tmp_path).eval()
+    assert loaded.config.decoder_type == "diffusion"
+    x = _video()
+    with torch.no_grad():
+        a = model(x, generator=torch.Generator().manual_seed(0)).sample
+        b = loaded(x, generator=torch.Generator().manual_seed(0)).sample
+    assert torch.equal(a, b)
+
+
+def test_tiny_stage2_training_lowers_the_diffusion_loss(model):
+    model.train()
+    model.requires_grad_(False)
+    model.diffusion_decoder.requires_grad_(True)
+    optimizer = torch.optim.AdamW(model.diffusion_decoder.parameters(), lr=3e-3)
+    x = _video(4)
+    losses = []
+    for step in range(40):
+        torch.manual_seed(step % 4)
+        out = model(x)
+        optimizer.zero_grad()
+        out.diffusion_loss.backward()
+        optimizer.step()
+        losses.append(out.diffusion_loss.item())
+    assert sum(losses[-8:]) / 8 < 0.8 * sum(losses[:8]) / 8
+    assert all(p.grad is None for p in model.encoder.parameters())
+
+
+def test_stage2_script_freezes_the_autoencoder(tmp_path, tiny_hivae):
+    from safetensors.torch import load_file
+
+    from gen.train_tokenizer import main as train_tokenizer
+
+    tiny_hivae.save_pretrained(tmp_path / "stage1")
+    overrides = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in DIFFUSION.items()]
+    final = train_tokenizer(
+        [
+            "--config",
+            "configs/tokenizer/shapes-64-diffusion.yaml",
+            f"init_from={tmp_path / 'stage1'}",
+            f"train.output_dir={tmp_path / 'run'}",
+            *overrides,
+            "data.size=16",
+            "data.num_frames=8",
+            "data.num_samples=16",
+            "train.batch_size=4",
+            "train.max_steps=2",
+            "train.sample_every=0",
+            "eval_clips=4",
+        ]
+    )
+    before = load_file(tmp_path / "stage1" / "diffusion_pytorch_model.safetensors")
+    after = load_file(final / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)  # encoder and deterministic decoder frozen
+    assert any(k.startswith("diffusion_decoder.") for k in after)
+
+
+def test_pipeline_accepts_a_diffusion_decoder(tiny_pipeline, model):
+    from pipelines import HiVAEVideoPipeline
+
+    pipe = HiVAEVideoPipeline.from_pipe(tiny_pipeline, vae=model)
+    pipe.set_progress_bar_config(disable=True)
+    a = pipe("a red circle moving left", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames
+    b = pipe("a red circle moving left", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames
+    c = pipe(
+        "a red circle moving left", num_inference_steps=2, generator=torch.Generator().manual_seed(0), decoder_steps=0
+    ).frames
+    assert a.shape == (1, 8, 16, 16, 3) and (a == b).all() and not (a == c).all()
