@@ -160,8 +160,9 @@ def _run_reconstruct(args) -> None:
     metrics["num_clips"] = len(clips)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.write_videos:
-        for name, target, pred in zip(names, videos, recon):
+    shown = len(names) if args.write_videos else min(4, len(names))  # eval writes a few examples
+    if shown:
+        for name, target, pred in list(zip(names, videos, recon))[:shown]:
             path = _save(torch.cat([target, pred], dim=3), out, Path(name).stem + "_recon", False, args.fps)[0]
             print(f"wrote {path.resolve()}  (left: input, right: reconstruction)")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
