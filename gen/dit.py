@@ -24,6 +24,7 @@ from einops import rearrange
 from hivae.latents import HierarchicalLatent
 from hivae.layers import Attention, Mlp, sincos_embedding_1d, sincos_embedding_3d, timestep_embedding
 from hivae.layers.modulation import modulate
+from hivae.loading import CheckedLoadMixin
 
 DIT_SIZES = {  # name -> (hidden_size, depth, heads)
     "DiT-T": (128, 4, 4),
@@ -72,7 +73,7 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))
 
 
-class HiVAEDiT(ModelMixin, ConfigMixin):
+class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
     """Velocity-predicting transformer over (structure, dynamics) latents.
 
     Args:

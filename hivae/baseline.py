@@ -14,6 +14,7 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from .latents import DiagonalGaussian
 from .layers import ResBlock
+from .loading import CheckedLoadMixin
 from .outputs import DecoderOutput, EncoderOutput, ReconstructionOutput
 from .validation import check_finite, check_video
 
@@ -34,7 +35,7 @@ class _Resample(nn.Module):
         return self.conv(x)
 
 
-class VideoVAE3D(ModelMixin, ConfigMixin):
+class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
     """Plain 3D-conv VAE. Spatial factor 2**(len(channel_mults)-1), temporal factor 2**temporal_downsample."""
 
     @register_to_config

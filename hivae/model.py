@@ -19,6 +19,7 @@ from .diffusion_decoder import DiffusionDecoder
 from .dynamics import DynamicsBranch
 from .encoder import Encoder
 from .latents import DiagonalGaussian, HierarchicalLatent, HierarchicalLatentDistribution
+from .loading import CheckedLoadMixin
 from .outputs import DecoderOutput, EncoderOutput, ReconstructionOutput
 from .structure import StructureBranch
 from .validation import check_finite, check_video
@@ -59,7 +60,7 @@ def blend_windows(windows: list[torch.Tensor], starts: list[int], total: int) ->
     return out / weight
 
 
-class HiVAE(ModelMixin, ConfigMixin):
+class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
     """Hierarchical video VAE with a slow structure latent and a fast dynamics latent.
 
     Args:

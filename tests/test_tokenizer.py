@@ -156,3 +156,16 @@ def test_hierarchical_latent_helpers():
     z = HierarchicalLatent(torch.ones(2, 4, 2, 2, 2), torch.zeros(2, 2, 8, 1, 1))
     assert z[0:1].batch_size == 1 and HierarchicalLatent.cat([z, z]).batch_size == 4
     assert z.numel_per_clip() == 32 + 16
+
+
+def test_wrong_checkpoint_type_is_refused(tmp_path, tiny_hivae):
+    from gen.dit import HiVAEDiT
+
+    HiVAEDiT.from_tokenizer(tiny_hivae, hidden_size=32, depth=1, heads=2, num_classes=4, text_dim=0).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="holds a 'HiVAEDiT', not a HiVAE"):
+        HiVAE.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="config.json: missing"):
+        HiVAE.from_pretrained(tmp_path / "nowhere")
+    (tmp_path / "config.json").write_text("{broken")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        HiVAE.from_pretrained(tmp_path)
