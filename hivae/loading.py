@@ -17,7 +17,9 @@ class CheckedLoadMixin:
             folder = folder / kwargs["subfolder"]
         config_file = folder / "config.json"
         if not config_file.is_file():
-            raise FileNotFoundError(f"{config_file}: missing; {folder} is not a saved {cls.__name__} (nothing is downloaded)")
+            raise FileNotFoundError(
+                f"{config_file}: missing; {folder} is not a saved {cls.__name__} (nothing is downloaded)"
+            )
         try:
             saved = json.loads(config_file.read_text()).get("_class_name")
         except json.JSONDecodeError as err:

@@ -160,10 +160,23 @@ def test_train_dit_on_the_fly_without_cache(tmp_path, tiny_hivae):
     from gen.train_dit import main as train_dit
 
     tiny_hivae.save_pretrained(tmp_path / "tok")
-    out = train_dit([
-        "--config", "configs/dit/shapes-32.yaml", f"tokenizer={tmp_path / 'tok'}", "cache_dir=null",
-        f"train.output_dir={tmp_path / 'run'}", "size=null", "model.hidden_size=32", "model.depth=1", "model.heads=2",
-        "data.size=16", "data.num_frames=8", "data.num_samples=16", "train.batch_size=4", "train.max_steps=2",
-        "train.sample_every=0",
-    ])
+    out = train_dit(
+        [
+            "--config",
+            "configs/dit/shapes-32.yaml",
+            f"tokenizer={tmp_path / 'tok'}",
+            "cache_dir=null",
+            f"train.output_dir={tmp_path / 'run'}",
+            "size=null",
+            "model.hidden_size=32",
+            "model.depth=1",
+            "model.heads=2",
+            "data.size=16",
+            "data.num_frames=8",
+            "data.num_samples=16",
+            "train.batch_size=4",
+            "train.max_steps=2",
+            "train.sample_every=0",
+        ]
+    )
     assert (out / "transformer" / "diffusion_pytorch_model.safetensors").is_file()

@@ -161,7 +161,9 @@ def test_hierarchical_latent_helpers():
 def test_wrong_checkpoint_type_is_refused(tmp_path, tiny_hivae):
     from gen.dit import HiVAEDiT
 
-    HiVAEDiT.from_tokenizer(tiny_hivae, hidden_size=32, depth=1, heads=2, num_classes=4, text_dim=0).save_pretrained(tmp_path)
+    HiVAEDiT.from_tokenizer(tiny_hivae, hidden_size=32, depth=1, heads=2, num_classes=4, text_dim=0).save_pretrained(
+        tmp_path
+    )
     with pytest.raises(ValueError, match="holds a 'HiVAEDiT', not a HiVAE"):
         HiVAE.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="config.json: missing"):

@@ -120,6 +120,12 @@ def test_baseline_trains_with_the_same_script(tmp_path):
 
 
 def test_train_tokenizer_on_a_videofolder(tmp_path, video_folder):
-    final = _train(tmp_path / "run", "data.source=folder", f"data.root={video_folder}", "train.max_steps=2",
-                   "train.batch_size=2", "eval_clips=2")
+    final = _train(
+        tmp_path / "run",
+        "data.source=folder",
+        f"data.root={video_folder}",
+        "train.max_steps=2",
+        "train.batch_size=2",
+        "eval_clips=2",
+    )
     assert (final / "eval.json").is_file()
