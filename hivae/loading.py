@@ -27,4 +27,11 @@ class CheckedLoadMixin:
         if saved != cls.__name__:
             raise ValueError(f"{config_file}: holds a {saved!r}, not a {cls.__name__}")
         kwargs.setdefault("local_files_only", True)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        kwargs.setdefault("use_safetensors", True)  # never fall back to pickled .bin weights
+        weights = folder / "diffusion_pytorch_model.safetensors"
+        if kwargs["use_safetensors"] and not weights.is_file():
+            raise FileNotFoundError(f"{weights}: missing; only safetensors weights are loaded")
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except OSError as err:  # safetensors reports a truncated or corrupt file as an OSError
+            raise ValueError(f"{weights}: cannot be loaded ({err})") from err

@@ -97,6 +97,7 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         elif "text_encoder" not in kwargs and index.get("text_encoder_name"):
             kwargs["tokenizer"], kwargs["text_encoder"] = load_text_encoder(index["text_encoder_name"])
         kwargs.setdefault("local_files_only", True)
+        kwargs.setdefault("use_safetensors", True)
         return super().from_pretrained(folder, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
