@@ -6,7 +6,8 @@
 For each latent space it reports latent numbers per clip, tokens per clip, and the time and peak memory of one
 training step (forward, backward, AdamW) of the same HiVAEDiT. The 48x latent (16 channels on a 4x8x8-downsampled
 grid) is fed through the same model as one "structure" grid patchified 2x2 (CogVideoX style) or 1x1. Each case runs
-in a fresh subprocess so that peak memory (CUDA max allocated, or process max RSS on CPU) is its own.
+in a fresh subprocess so that peak memory (CUDA max allocated, or the process's RSS high-water mark on CPU) is
+its own.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ def cases(size: int, frames: int) -> dict[str, dict]:
     }
 
 
+def peak_rss_mib() -> float:
+    """This process's resident-memory high-water mark (VmHWM: unlike ru_maxrss, not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_case(geometry: dict, batch: int, hidden: int, depth: int, heads: int, steps: int) -> dict:
     import torch
 
@@ -75,7 +84,7 @@ def run_case(geometry: dict, batch: int, hidden: int, depth: int, heads: int, st
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_rss_mib()
     numel = sum(torch.Size(s).numel() for s in shapes)
     return {
         "latent_numbers": numel,
