@@ -87,3 +87,30 @@ def tiny_pipeline(tiny_hivae, tiny_text_encoder):
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+# command-line overrides that shrink configs/dit/shapes-32.yaml to a tiny DiT on TINY_HIVAE's 16x16x8 clips
+TINY_DIT_OVERRIDES = [
+    "size=null",
+    "model.hidden_size=32",
+    "model.depth=1",
+    "model.heads=2",
+    "data.size=16",
+    "data.num_frames=8",
+    "train.sample_every=0",
+    "train.warmup_steps=1",
+]
+
+
+def dit_args(tmp_path, out: str, *extra: str, cache: bool = True) -> list[str]:
+    """Arguments of gen/train_dit.py for a tiny run whose tokenizer was saved to tmp_path / "tok"."""
+    cache_dir = f"cache_dir={tmp_path / 'cache'}" if cache else "cache_dir=null"
+    return [
+        "--config",
+        "configs/dit/shapes-32.yaml",
+        f"tokenizer={tmp_path / 'tok'}",
+        cache_dir,
+        f"train.output_dir={tmp_path / out}",
+        *TINY_DIT_OVERRIDES,
+        *extra,
+    ]

@@ -9,6 +9,8 @@ from gen.flow_matching import FlowConfig, add_noise, flow_matching_loss
 from hivae import HierarchicalLatent
 from hivae.data import MovingShapes
 
+from .conftest import dit_args
+
 
 def _latent(dit, batch=2, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -125,25 +127,15 @@ def test_train_dit_script_with_cache_and_resume(tmp_path, tiny_hivae):
     from gen.train_dit import main as train_dit
 
     tiny_hivae.save_pretrained(tmp_path / "tok")
-    common = [
-        "--config",
-        "configs/dit/shapes-32.yaml",
-        f"tokenizer={tmp_path / 'tok'}",
-        f"cache_dir={tmp_path / 'cache'}",
-        f"train.output_dir={tmp_path / 'run'}",
-        "size=null",
-        "model.hidden_size=32",
-        "model.depth=1",
-        "model.heads=2",
-        "data.size=16",
-        "data.num_frames=8",
+    common = dit_args(
+        tmp_path,
+        "run",
         "data.num_samples=32",
         "train.batch_size=8",
         "train.sample_every=2",
         "sample_steps=2",
         "train.checkpoint_every=2",
-        "train.warmup_steps=1",
-    ]
+    )
     train_dit(common + ["train.max_steps=2"])
     out = train_dit(common + ["train.max_steps=3"])
     assert (out / "model_index.json").is_file() and (tmp_path / "run" / "checkpoints" / "step-0000003").is_dir()
@@ -161,22 +153,6 @@ def test_train_dit_on_the_fly_without_cache(tmp_path, tiny_hivae):
 
     tiny_hivae.save_pretrained(tmp_path / "tok")
     out = train_dit(
-        [
-            "--config",
-            "configs/dit/shapes-32.yaml",
-            f"tokenizer={tmp_path / 'tok'}",
-            "cache_dir=null",
-            f"train.output_dir={tmp_path / 'run'}",
-            "size=null",
-            "model.hidden_size=32",
-            "model.depth=1",
-            "model.heads=2",
-            "data.size=16",
-            "data.num_frames=8",
-            "data.num_samples=16",
-            "train.batch_size=4",
-            "train.max_steps=2",
-            "train.sample_every=0",
-        ]
+        dit_args(tmp_path, "run", "data.num_samples=16", "train.batch_size=4", "train.max_steps=2", cache=False)
     )
     assert (out / "transformer" / "diffusion_pytorch_model.safetensors").is_file()

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 def test_train_dit_with_two_cpu_processes(tmp_path):
     from hivae import HiVAE
 
-    from .conftest import TINY_HIVAE
+    from .conftest import TINY_HIVAE, dit_args
 
     torch.manual_seed(0)
     HiVAE(**TINY_HIVAE).save_pretrained(tmp_path / "tok")
@@ -22,28 +22,18 @@ def test_train_dit_with_two_cpu_processes(tmp_path):
         if shutil.which("accelerate")
         else [sys.executable, "-m", "accelerate.commands.launch"]
     )
-    command = launcher + [
-        "--num_processes",
-        "2",
-        "--cpu",
-        "gen/train_dit.py",
-        "--config",
-        "configs/dit/shapes-32.yaml",
-        f"tokenizer={tmp_path / 'tok'}",
-        f"cache_dir={tmp_path / 'cache'}",
-        f"train.output_dir={tmp_path / 'run'}",
-        "size=null",
-        "model.hidden_size=32",
-        "model.depth=1",
-        "model.heads=2",
-        "data.size=16",
-        "data.num_frames=8",
-        "data.num_samples=64",
-        "train.batch_size=4",
-        "train.max_steps=4",
-        "train.checkpoint_every=2",
-        "train.sample_every=0",
-    ]
+    command = (
+        launcher
+        + ["--num_processes", "2", "--cpu", "gen/train_dit.py"]
+        + dit_args(
+            tmp_path,
+            "run",
+            "data.num_samples=64",
+            "train.batch_size=4",
+            "train.max_steps=4",
+            "train.checkpoint_every=2",
+        )
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "pipeline" / "model_index.json").is_file()
@@ -59,12 +49,31 @@ def test_killed_tokenizer_run_resumes_to_the_same_weights(tmp_path):
 
     def command(out):
         return [
-            sys.executable, "gen/train_tokenizer.py", "--config", "configs/tokenizer/shapes-32.yaml",
-            f"train.output_dir={out}", "model.sample_size=16", "model.num_frames=8", "model.base_channels=8",
-            "model.channel_mults=[1,2]", "model.width=16", "model.encoder_depth=1", "model.decoder_depth=1",
-            "model.heads=2", "model.qformer_depth=1", "model.num_queries=2", "data.size=16", "data.num_frames=8",
-            "data.num_samples=64", "train.batch_size=4", "train.max_steps=60", "train.checkpoint_every=10",
-            "train.checkpoints_total_limit=10", "train.sample_every=0", "eval_clips=4", "train.warmup_steps=1",
+            sys.executable,
+            "gen/train_tokenizer.py",
+            "--config",
+            "configs/tokenizer/shapes-32.yaml",
+            f"train.output_dir={out}",
+            "model.sample_size=16",
+            "model.num_frames=8",
+            "model.base_channels=8",
+            "model.channel_mults=[1,2]",
+            "model.width=16",
+            "model.encoder_depth=1",
+            "model.decoder_depth=1",
+            "model.heads=2",
+            "model.qformer_depth=1",
+            "model.num_queries=2",
+            "data.size=16",
+            "data.num_frames=8",
+            "data.num_samples=64",
+            "train.batch_size=4",
+            "train.max_steps=60",
+            "train.checkpoint_every=10",
+            "train.checkpoints_total_limit=10",
+            "train.sample_every=0",
+            "eval_clips=4",
+            "train.warmup_steps=1",
         ]
 
     subprocess.run(command(tmp_path / "full"), check=True, capture_output=True, timeout=600)

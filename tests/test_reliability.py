@@ -11,7 +11,7 @@ from hivae import HiVAE
 from hivae.config import ConfigError, load_config
 from hivae.data import MovingShapes, VideoFolderDataset, VideoReadError, read_video, write_video
 
-from .conftest import TINY_HIVAE
+from .conftest import TINY_HIVAE, dit_args
 
 DOCUMENTED = (ValueError, FileNotFoundError, TypeError)  # VideoReadError and ConfigError are ValueErrors
 
@@ -116,26 +116,15 @@ def test_dit_training_resumes_exactly(tmp_path, tiny_hivae):
 
     def run(out, *extra):
         train_dit(
-            [
-                "--config",
-                "configs/dit/shapes-32.yaml",
-                f"tokenizer={tmp_path / 'tok'}",
-                f"cache_dir={tmp_path / 'cache'}",
-                f"train.output_dir={tmp_path / out}",
-                "size=null",
-                "model.hidden_size=32",
-                "model.depth=1",
-                "model.heads=2",
-                "data.size=16",
-                "data.num_frames=8",
+            dit_args(
+                tmp_path,
+                out,
                 "data.num_samples=32",
                 "train.batch_size=8",
-                "train.sample_every=0",
                 "train.max_steps=4",
                 "train.checkpoint_every=4",
-                "train.warmup_steps=1",
                 *extra,
-            ]
+            )
         )
 
     run("a")
