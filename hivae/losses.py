@@ -8,6 +8,7 @@ the background. Pixels that differ from the clip's background estimate (its per-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -28,6 +29,8 @@ class LossConfig:
     gan_start_step: int = 5000  # adversarial loss starts after this many steps
     discriminator_channels: int = 32  # width of the patch discriminator
     diffusion_weight: float = 1.0  # decoder_type="diffusion": weight of the diffusion decoder's loss
+    lpips_weight: float = 0.0  # > 0 adds LPIPS (needs lpips_weights)
+    lpips_weights: Optional[str] = None  # safetensors file of VGG16-LPIPS weights you supply (see hivae.lpips)
 
 
 def foreground_mask(video: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -58,6 +61,15 @@ class ReconstructionLoss(nn.Module):
         super().__init__()
         self.config = config
         self.discriminator = PatchDiscriminator3D(config.discriminator_channels) if config.gan_weight > 0 else None
+        self.lpips = None
+        if config.lpips_weight > 0:
+            if not config.lpips_weights:
+                raise ValueError(
+                    "loss.lpips_weight > 0 needs loss.lpips_weights: a safetensors file (nothing downloads)"
+                )
+            from .lpips import LPIPS
+
+            self.lpips = LPIPS(config.lpips_weights)
 
     def forward(
         self, recon: torch.Tensor, target: torch.Tensor, kl: torch.Tensor, step: int = 0
@@ -72,6 +84,10 @@ class ReconstructionLoss(nn.Module):
         kl_loss = kl.float().mean()
         total = c.l1_weight * l1 + c.l2_weight * l2 + c.ssim_weight * ssim_loss + c.kl_weight * kl_loss
         logs = {"l1": l1.item(), "l2": l2.item(), "ssim_loss": ssim_loss.item(), "kl": kl_loss.item()}
+        if self.lpips is not None:
+            perceptual = self.lpips(recon, target).mean()
+            total = total + c.lpips_weight * perceptual
+            logs["lpips"] = perceptual.item()
         if self.gan_active(step):
             adversarial = -self.discriminator(recon).mean()
             total = total + c.gan_weight * adversarial

@@ -129,3 +129,34 @@ def test_train_tokenizer_on_a_videofolder(tmp_path, video_folder):
         "eval_clips=2",
     )
     assert (final / "eval.json").is_file()
+
+
+def test_lpips_from_user_supplied_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    from hivae.lpips import LPIPS, TAP_CHANNELS, VGG16
+
+    with pytest.raises(ValueError, match="needs loss.lpips_weights"):
+        ReconstructionLoss(LossConfig(lpips_weight=0.1))
+    with pytest.raises(FileNotFoundError, match="LPIPS weights not found"):
+        LPIPS(tmp_path / "none.safetensors")
+    torch.manual_seed(0)
+    features = {}
+    channels = 3
+    index = 0
+    for item in VGG16:  # random VGG16 weights under torchvision's names, positive LPIPS heads
+        if item == "M":
+            index += 1
+            continue
+        features[f"features.{index}.weight"] = torch.randn(item, channels, 3, 3) * 0.05
+        features[f"features.{index}.bias"] = torch.zeros(item)
+        channels, index = item, index + 2
+    heads = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(TAP_CHANNELS)}
+    save_file({**features, **heads}, tmp_path / "lpips.safetensors")
+    metric = LPIPS(tmp_path / "lpips.safetensors")
+    x = torch.rand(2, 3, 2, 32, 32) * 2 - 1
+    assert torch.allclose(metric(x, x), torch.zeros(2), atol=1e-6)
+    assert (metric(x, x.flip(-1)) > 0).all()
+    loss = ReconstructionLoss(LossConfig(lpips_weight=0.5, lpips_weights=str(tmp_path / "lpips.safetensors")))
+    _, logs = loss(x.flip(-1), x, torch.zeros(2))
+    assert logs["lpips"] > 0
