@@ -160,3 +160,10 @@ def test_lpips_from_user_supplied_weights(tmp_path):
     loss = ReconstructionLoss(LossConfig(lpips_weight=0.5, lpips_weights=str(tmp_path / "lpips.safetensors")))
     _, logs = loss(x.flip(-1), x, torch.zeros(2))
     assert logs["lpips"] > 0
+
+
+def test_patch_gan_after_warmup_trains(tmp_path):
+    final = _train(
+        tmp_path, "loss.gan_weight=0.1", "loss.gan_start_step=1", "loss.discriminator_channels=8", "train.max_steps=3"
+    )
+    assert (final / "eval.json").is_file()
