@@ -114,3 +114,27 @@ def dit_args(tmp_path, out: str, *extra: str, cache: bool = True) -> list[str]:
         *TINY_DIT_OVERRIDES,
         *extra,
     ]
+
+
+# command-line overrides that shrink configs/tokenizer/shapes-32.yaml to TINY_HIVAE on 16x16x8 clips
+TINY_TOKENIZER_OVERRIDES = [
+    "model.sample_size=16",
+    "model.num_frames=8",
+    "model.base_channels=8",
+    "model.channel_mults=[1,2]",
+    "model.width=16",
+    "model.encoder_depth=1",
+    "model.decoder_depth=1",
+    "model.heads=2",
+    "model.qformer_depth=1",
+    "model.num_queries=2",
+    "data.size=16",
+    "data.num_frames=8",
+    "data.num_samples=64",
+    "train.batch_size=4",
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.sample_every=0",
+    "eval_clips=4",
+    "train.ema_decay=0.9",
+]

@@ -47,6 +47,8 @@ def test_killed_tokenizer_run_resumes_to_the_same_weights(tmp_path):
 
     from safetensors.torch import load_file
 
+    from .conftest import TINY_TOKENIZER_OVERRIDES
+
     def command(out):
         return [
             sys.executable,
@@ -54,26 +56,10 @@ def test_killed_tokenizer_run_resumes_to_the_same_weights(tmp_path):
             "--config",
             "configs/tokenizer/shapes-32.yaml",
             f"train.output_dir={out}",
-            "model.sample_size=16",
-            "model.num_frames=8",
-            "model.base_channels=8",
-            "model.channel_mults=[1,2]",
-            "model.width=16",
-            "model.encoder_depth=1",
-            "model.decoder_depth=1",
-            "model.heads=2",
-            "model.qformer_depth=1",
-            "model.num_queries=2",
-            "data.size=16",
-            "data.num_frames=8",
-            "data.num_samples=64",
-            "train.batch_size=4",
+            *TINY_TOKENIZER_OVERRIDES,
             "train.max_steps=60",
             "train.checkpoint_every=10",
             "train.checkpoints_total_limit=10",
-            "train.sample_every=0",
-            "eval_clips=4",
-            "train.warmup_steps=1",
         ]
 
     subprocess.run(command(tmp_path / "full"), check=True, capture_output=True, timeout=600)

@@ -9,27 +9,7 @@ from hivae import HiVAE
 from hivae.config import ConfigError
 from hivae.losses import LossConfig, ReconstructionLoss, foreground_mask
 
-TINY = [
-    "model.sample_size=16",
-    "model.num_frames=8",
-    "model.base_channels=8",
-    "model.channel_mults=[1,2]",
-    "model.width=16",
-    "model.encoder_depth=1",
-    "model.decoder_depth=1",
-    "model.heads=2",
-    "model.qformer_depth=1",
-    "model.num_queries=2",
-    "data.size=16",
-    "data.num_frames=8",
-    "data.num_samples=64",
-    "train.batch_size=4",
-    "train.warmup_steps=1",
-    "train.log_every=1",
-    "train.sample_every=0",
-    "eval_clips=4",
-    "train.ema_decay=0.9",
-]
+from .conftest import TINY_TOKENIZER_OVERRIDES as TINY  # noqa: E402
 
 
 def _train(tmp_path, *extra):
