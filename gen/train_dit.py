@@ -59,6 +59,7 @@ class DiTTrainConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample_prompts: list[str] = field(default_factory=lambda: ["a red circle moving left", "a blue square moving up"])
     sample_class_labels: list[int] = field(default_factory=list)  # used when the model has no text conditioning
+    init_from: Optional[str] = None  # start from a trained HiVAEDiT folder (fine-tuning); shapes must match
     sample_steps: int = 20  # Euler steps for samples
     guidance_scale: float = 4.0  # classifier-free guidance for samples
 
@@ -114,6 +115,13 @@ def main(argv: list[str] | None = None) -> Path:
     if text is not None:
         text[1].to(device)
     model = build_dit(config, vae, text[1].config.hidden_size if text is not None else 0)
+    if config.init_from:
+        from safetensors.torch import load_file
+
+        weights = Path(config.init_from) / "diffusion_pytorch_model.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: init_from needs a save_pretrained HiVAEDiT folder")
+        model.load_state_dict(load_file(weights))  # strict: a different geometry fails here, naming the keys
     use_class, use_text = model.config.num_classes > 0, text is not None
 
     # data: a latent cache (built once by the main process) or clips encoded on the fly

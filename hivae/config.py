@@ -41,6 +41,14 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 errors.append(str(err))
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
     if origin is Literal:
+        if isinstance(value, bool) and not any(isinstance(a, bool) for a in args):
+            # yaml 1.1 reads no/off/yes/on as booleans; map back to the string choice it spelled
+            spelled = [
+                a
+                for a in args
+                if isinstance(a, str) and a.lower() in (("yes", "on", "true") if value else ("no", "off", "false"))
+            ]
+            value = spelled[0] if spelled else value
         if value not in args:
             raise ConfigError(f"{key}: expected one of {list(args)}, got {value!r}")
         return value

@@ -11,6 +11,7 @@ class Inner:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.99)
     mode: Literal["a", "b"] = "a"
+    precision: Literal["no", "bf16"] = "bf16"
 
 
 @dataclass
@@ -56,3 +57,11 @@ def test_bad_configs_name_the_key(tmp_path, text, overrides, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.yaml: config file not found"):
         load_config(tmp_path / "nope.yaml", Outer)
+
+
+def test_yaml_booleans_map_back_to_string_choices(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  precision: no\n")
+    assert load_config(path, Outer).inner.precision == "no"
+    assert load_config(path, Outer, ["inner.precision=bf16"]).inner.precision == "bf16"
+    assert load_config(path, Outer, ["inner.precision=no"]).inner.precision == "no"
