@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> Path:
         return loss, logs, None
 
     def sample_fn(step):
+        from pipelines import frames_to_video
+
         pipe = make_pipeline(vae, accelerator.unwrap_model(model).eval(), text, config)
         pipe.set_progress_bar_config(disable=True)
         condition = (
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> Path:
             generator=torch.Generator(device).manual_seed(0),
             output_type="pt",
         ).frames  # (B, T, 3, H, W) in [0, 1]
-        log_videos(accelerator, "samples", video.permute(0, 2, 1, 3, 4) * 2 - 1, step)
+        log_videos(accelerator, "samples", frames_to_video(video), step)
 
     run_training_loop(accelerator, model, optimizer, lr_scheduler, loader, tc, ema, start, step_fn, sample_fn, "dit")
 

@@ -51,8 +51,13 @@ def load_clips(args, model) -> tuple[list, list[str]]:
 def load_pipeline(path: str, cls_name: str = "HiVAEVideoPipeline"):
     import pipelines
 
-    pipe = getattr(pipelines, cls_name).from_pretrained(path)
-    return pipe
+    return getattr(pipelines, cls_name).from_pretrained(path)
+
+
+def frames_to_video(frames):
+    from pipelines import frames_to_video as convert
+
+    return convert(frames)
 
 
 def _save(video, out: Path, stem: str, gif: bool, fps: int) -> list[Path]:
@@ -105,8 +110,6 @@ def _parse_class(value: str) -> int:
 
 
 def _run_generate(args) -> None:
-    import torch
-
     pipe = load_pipeline(args.checkpoint)
     condition = {}
     if args.classes:
@@ -125,7 +128,7 @@ def _run_generate(args) -> None:
     out = Path(args.out)
     for index, clip in enumerate(frames):
         stem = "_".join(names[index // args.num].split())[:60] + f"_seed{args.seed}_{index % args.num}"
-        video = torch.as_tensor(clip).permute(1, 0, 2, 3) * 2 - 1
+        video = frames_to_video(clip[None])[0]
         for path in _save(video, out, stem, not args.no_gif, args.fps):
             print(f"wrote {path.resolve()}")
 
@@ -250,7 +253,7 @@ def _run_edit(args) -> None:
             output_type="pt",
         )
         stem = f"{Path(args.video).stem}_edit_{args.part}"
-    edited = torch.as_tensor(result.frames[0]).permute(1, 0, 2, 3) * 2 - 1
+    edited = frames_to_video(result.frames)[0]
     for path in _save(torch.cat([source[0], edited], dim=3), Path(args.out), stem, True, args.fps):
         print(f"wrote {path.resolve()}  (left: source, right: edited)")
 
@@ -292,7 +295,7 @@ def _run_eval_generation(args) -> None:
             generator=generator,
             output_type="pt",
         ).frames
-        videos.append(frames.permute(0, 2, 1, 3, 4) * 2 - 1)
+        videos.append(frames_to_video(frames))
         targets += [class_attributes(c) for c in chunk for _ in range(args.per_prompt)]
     accuracy = attribute_accuracy(torch.cat(videos), targets)
     result = {

@@ -4,7 +4,7 @@ from diffusers.utils import export_to_video
 
 from .editing import HiVAEEditOutput, HiVAEEditPipeline
 from .interpolation import HiVAEInterpolationOutput, HiVAEInterpolationPipeline, interpolate_latents, lerp, slerp
-from .pipeline_hivae_video import HiVAEPipelineOutput, HiVAEVideoPipeline, postprocess_video
+from .pipeline_hivae_video import HiVAEPipelineOutput, HiVAEVideoPipeline, frames_to_video, postprocess_video
 
 __all__ = [
     "HiVAEEditOutput",
@@ -14,6 +14,7 @@ __all__ = [
     "HiVAEPipelineOutput",
     "HiVAEVideoPipeline",
     "export_to_video",
+    "frames_to_video",
     "interpolate_latents",
     "lerp",
     "postprocess_video",

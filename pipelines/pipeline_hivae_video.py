@@ -51,6 +51,11 @@ def postprocess_video(video: torch.Tensor, output_type: str):
     return [[PIL.Image.fromarray((f * 255).round().astype(np.uint8)) for f in clip] for clip in frames]
 
 
+def frames_to_video(frames: torch.Tensor) -> torch.Tensor:
+    """Inverse of `postprocess_video(..., "pt")`: (B, T, 3, H, W) in [0, 1] -> (B, 3, T, H, W) in [-1, 1]."""
+    return rearrange(torch.as_tensor(frames), "b t c h w -> b c t h w") * 2 - 1
+
+
 class HiVAEVideoPipeline(DiffusionPipeline):
     """Generate videos from prompts and/or class labels with a HiVAE tokenizer and a HiVAEDiT.
 

@@ -7,14 +7,14 @@ from einops import rearrange
 
 from hivae.cli import DEFAULT_CHECKPOINT
 from hivae.data import MovingShapes, write_video
-from pipelines import HiVAEEditPipeline, HiVAEInterpolationPipeline, HiVAEVideoPipeline
+from pipelines import HiVAEEditPipeline, HiVAEInterpolationPipeline, HiVAEVideoPipeline, frames_to_video
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "gallery"
 
 
 def side_by_side(frames_pt: torch.Tensor) -> torch.Tensor:
     """(B, T, 3, H, W) in [0, 1] -> (3, T, H, B*W) in [-1, 1]."""
-    return rearrange(frames_pt * 2 - 1, "b t c h w -> c t h (b w)")
+    return rearrange(frames_to_video(frames_pt), "b c t h w -> c t h (b w)")
 
 
 def main() -> None:
