@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> Path:
 
     def step_fn(batch, step):
         video = batch["video"]
-        out = model(video, sample_posterior=True)
+        # stage 2 trains the diffusion decoder on the latents it will decode: the posterior mean
+        out = model(video, sample_posterior=not config.freeze_autoencoder)
         loss, logs = loss_fn(out.sample, video, out.kl, step)
         if out.diffusion_loss is not None:
             loss = loss + config.loss.diffusion_weight * out.diffusion_loss

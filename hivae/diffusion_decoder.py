@@ -1,11 +1,15 @@
 """Hi-VAE-style conditional diffusion decoder, made few-step with a shortcut objective.
 
-The deterministic decoder gives `x_det`; this module generates the residual `r = x - x_det` by rectified flow,
-conditioned on `x_det`, on the fused structure + dynamics features, on the flow time sigma and on the step size d it
-is asked to take. Training mixes plain flow matching (d = 0, target noise - r) with shortcut self-consistency
-(Frans et al., 2024): one step of size 2d must match two steps of size d, so that 1-4 steps approach many steps.
+The deterministic decoder gives `x_det`; this module generates the residual `r = (x - x_det) / residual_scale` by
+rectified flow, conditioned on `x_det`, on the fused structure + dynamics features, on the flow time sigma and on the
+step size d it is asked to take. The network predicts the clean residual (x-prediction); its velocity is
+`(r_sigma - r_hat) / sigma`. With a zero-initialised output layer an untrained decoder therefore returns `x_det`
+exactly, and the last sampling step lands on the prediction instead of leaving unremoved noise behind.
 
-    r_sigma = (1 - sigma) r + sigma * noise,   x_{sigma - d} = x_sigma - d * v(x_sigma, sigma, d)
+Training mixes plain flow matching (d = 0, target r) with shortcut self-consistency (Frans et al., 2024): one step
+of size 2d must land where two steps of size d land, so that 1-4 steps approach many steps.
+
+    r_sigma = (1 - sigma) r + sigma * noise,   r_{sigma - d} = r_sigma - d * (r_sigma - r_hat) / sigma
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 
 from .layers import Downsample2x, Upsample2x, timestep_embedding
+
+# the shortcut objective trains step sizes 2**-k for k = 1..MAX_LOG2_STEPS; other step counts use plain flow matching
+MAX_LOG2_STEPS = 6
 
 
 class CondResBlock(nn.Module):
@@ -36,25 +44,43 @@ class CondResBlock(nn.Module):
         return x + self.conv2(F.silu(h))
 
 
-class DiffusionDecoder(nn.Module):
-    """Velocity of the residual: (r_sigma, x_det, features, sigma, d) -> (B, 3, T, H, W).
+def _expand(v: torch.Tensor) -> torch.Tensor:
+    """(B,) -> (B, 1, 1, 1, 1) to broadcast over videos."""
+    return rearrange(v, "b -> b 1 1 1 1")
 
-    `features` (B, width, T, h, w) come from `LatentFusion` at 1 / 2**levels of the pixel size.
+
+class DiffusionDecoder(nn.Module):
+    """Clean-residual prediction: (r_sigma, x_det, features, sigma, d) -> r_hat (B, 3, T, H, W).
+
+    `features` (B, width, T, h, w) come from `LatentFusion` at 1 / 2**levels of the pixel size. Inputs are folded
+    into `patch_size` x `patch_size` pixel patches first, so the U-Net runs log2(patch_size) levels fewer.
     """
 
-    def __init__(self, width: int, channels: int = 32, levels: int = 3, out_channels: int = 3):
+    def __init__(
+        self,
+        width: int,
+        channels: int = 32,
+        levels: int = 3,
+        out_channels: int = 3,
+        patch_size: int = 2,
+        residual_scale: float = 0.05,
+    ):
         super().__init__()
+        if patch_size < 1 or 2**levels % patch_size or patch_size > 2**levels:
+            raise ValueError(f"patch_size must be a power of two <= {2**levels}, got {patch_size}")
+        self.patch_size, self.residual_scale = patch_size, residual_scale
+        unet_levels = levels - int(math.log2(patch_size))
         self.emb_dim = 4 * channels
         self.embed = nn.Sequential(nn.Linear(512, self.emb_dim), nn.SiLU(), nn.Linear(self.emb_dim, self.emb_dim))
-        self.conv_in = nn.Conv3d(2 * out_channels, channels, 3, padding=1)
-        self.down = nn.ModuleList(Downsample2x(channels) for _ in range(levels))
-        self.down_blocks = nn.ModuleList(CondResBlock(channels, self.emb_dim) for _ in range(levels))
+        self.conv_in = nn.Conv3d(2 * out_channels * patch_size**2, channels, 3, padding=1)
+        self.down = nn.ModuleList(Downsample2x(channels) for _ in range(unet_levels))
+        self.down_blocks = nn.ModuleList(CondResBlock(channels, self.emb_dim) for _ in range(unet_levels))
         self.features_in = nn.Conv3d(width, channels, 1)
         self.mid = nn.ModuleList(CondResBlock(channels, self.emb_dim) for _ in range(2))
-        self.up = nn.ModuleList(Upsample2x(channels) for _ in range(levels))
-        self.up_blocks = nn.ModuleList(CondResBlock(channels, self.emb_dim) for _ in range(levels))
+        self.up = nn.ModuleList(Upsample2x(channels) for _ in range(unet_levels))
+        self.up_blocks = nn.ModuleList(CondResBlock(channels, self.emb_dim) for _ in range(unet_levels))
         self.conv_out = nn.Sequential(
-            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv3d(channels, out_channels, 3, padding=1)
+            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv3d(channels, out_channels * patch_size**2, 3, padding=1)
         )
         nn.init.zeros_(self.conv_out[-1].weight)
         nn.init.zeros_(self.conv_out[-1].bias)
@@ -62,8 +88,10 @@ class DiffusionDecoder(nn.Module):
     def forward(
         self, noisy: torch.Tensor, x_det: torch.Tensor, features: torch.Tensor, sigma: torch.Tensor, step: torch.Tensor
     ) -> torch.Tensor:
+        p = self.patch_size
         emb = self.embed(torch.cat([timestep_embedding(sigma * 1000, 256), timestep_embedding(step * 1000, 256)], -1))
-        h = self.conv_in(torch.cat([noisy, x_det], dim=1))
+        h = rearrange(torch.cat([noisy, x_det], dim=1), "b c t (h p) (w q) -> b (c p q) t h w", p=p, q=p)
+        h = self.conv_in(h)
         skips = []
         for block, down in zip(self.down_blocks, self.down):
             h = block(h, emb)
@@ -74,43 +102,46 @@ class DiffusionDecoder(nn.Module):
             h = block(h, emb)
         for block, up in zip(self.up_blocks, self.up):
             h = block(up(h) + skips.pop(), emb)
-        return self.conv_out(h)
+        return rearrange(self.conv_out(h), "b (c p q) t h w -> b c t (h p) (w q)", p=p, q=p)
+
+    def velocity(self, noisy, x_det, features, sigma, step) -> torch.Tensor:
+        """Flow velocity (r_sigma - r_hat) / sigma implied by the clean-residual prediction (sigma > 0)."""
+        return (noisy - self(noisy, x_det, features, sigma, step)) / _expand(sigma)
 
     # ------------------------------------------------------------------ training
     def loss(
-        self,
-        residual: torch.Tensor,
-        x_det: torch.Tensor,
-        features: torch.Tensor,
-        shortcut_fraction: float = 0.25,
-        max_log2_steps: int = 6,
+        self, target: torch.Tensor, x_det: torch.Tensor, features: torch.Tensor, shortcut_fraction: float = 0.25
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Flow matching on (1 - shortcut_fraction) of the batch, shortcut self-consistency on the rest."""
+        """Loss for the pixel residual `target` = x - x_det (B, 3, T, H, W), in units of the scaled residual.
+
+        Flow matching on (1 - shortcut_fraction) of the batch, shortcut self-consistency on the rest.
+        """
+        residual = target / self.residual_scale
         b, device = residual.shape[0], residual.device
         noise = torch.randn_like(residual)
         n_short = int(round(b * shortcut_fraction))
-        # flow-matching rows: any sigma, step size 0
-        sigma = torch.rand(b, device=device)
+        # flow-matching rows: any sigma in (0, 1], step size 0
+        sigma = 1 - torch.rand(b, device=device)
         step = torch.zeros(b, device=device)
-        target = noise - residual
+        clean_target = residual
         if n_short > 0:
             # shortcut rows: step d = 2**-k, sigma on the grid of multiples of 2d in (0, 1]
-            k = torch.randint(1, max_log2_steps + 1, (n_short,), device=device).float()
+            k = torch.randint(1, MAX_LOG2_STEPS + 1, (n_short,), device=device).float()
             d = 2.0**-k
-            sigma_s = torch.ceil(torch.rand(n_short, device=device) / (2 * d)).clamp_min(1) * 2 * d
-            sigma[:n_short], step[:n_short] = sigma_s, 2 * d
-        view = lambda v: v.view(-1, 1, 1, 1, 1)  # noqa: E731
-        noisy = (1 - view(sigma)) * residual + view(sigma) * noise
+            sigma[:n_short] = torch.ceil(torch.rand(n_short, device=device) / (2 * d)).clamp_min(1) * 2 * d
+            step[:n_short] = 2 * d
+        noisy = (1 - _expand(sigma)) * residual + _expand(sigma) * noise
         if n_short > 0:
             with torch.no_grad():
                 sl = slice(0, n_short)
                 args = (x_det[sl], features[sl])
-                first = self(noisy[sl], *args, sigma[sl], d)
-                midway = noisy[sl] - view(d) * first
-                second = self(midway, *args, sigma[sl] - d, d)
-                target = torch.cat([(first + second) / 2, target[n_short:]])
+                midway = noisy[sl] - _expand(d) * self.velocity(noisy[sl], *args, sigma[sl], d)
+                landing = midway - _expand(d) * self.velocity(midway, *args, sigma[sl] - d, d)
+                # the clean residual whose velocity takes one 2d step from noisy to landing
+                jump = noisy[sl] - _expand(sigma[sl] / (2 * d)) * (noisy[sl] - landing)
+                clean_target = torch.cat([jump, residual[n_short:]])
         prediction = self(noisy, x_det, features, sigma, step)
-        per_row = (prediction - target).pow(2).flatten(1).mean(1)
+        per_row = (prediction - clean_target).pow(2).flatten(1).mean(1)
         loss = per_row.mean()
         logs = {"diffusion_loss": loss.item(), "flow_loss": per_row[n_short:].mean().item()}
         if n_short > 0:
@@ -126,7 +157,7 @@ class DiffusionDecoder(nn.Module):
         num_steps: int = 4,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Residual by `num_steps` Euler steps of size 1/num_steps with diffusers' FlowMatchEulerDiscreteScheduler."""
+        """Pixel residual (B, 3, T, H, W) by `num_steps` Euler steps with diffusers' FlowMatchEulerDiscreteScheduler."""
         from diffusers import FlowMatchEulerDiscreteScheduler
         from diffusers.utils.torch_utils import randn_tensor
 
@@ -135,12 +166,10 @@ class DiffusionDecoder(nn.Module):
         scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0)
         scheduler.set_timesteps(sigmas=[1 - i / num_steps for i in range(num_steps)], device=x_det.device)
         x = randn_tensor(x_det.shape, generator=generator, device=x_det.device, dtype=x_det.dtype)
-        step = torch.full((x.shape[0],), 1.0 / num_steps, device=x.device)
-        # the shortcut objective trains step sizes 2**-k; beyond 64 steps use plain flow matching (d = 0)
-        if num_steps > 2**6 or not math.log2(num_steps).is_integer():
-            step = torch.zeros_like(step)
+        step = torch.full((x.shape[0],), 1.0 / num_steps, device=x.device, dtype=x.dtype)
+        if num_steps > 2**MAX_LOG2_STEPS or not math.log2(num_steps).is_integer():
+            step = torch.zeros_like(step)  # a step size the shortcut objective never saw: use the flow-matching head
         for t in scheduler.timesteps:
             sigma = (t / 1000).expand(x.shape[0]).to(x.dtype)
-            velocity = self(x, x_det, features, sigma, step)
-            x = scheduler.step(velocity, t, x, return_dict=False)[0]
-        return x
+            x = scheduler.step(self.velocity(x, x_det, features, sigma, step), t, x, return_dict=False)[0]
+        return x * self.residual_scale

@@ -72,7 +72,8 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         dynamics_channels (d_d), dynamics_pool ((p_h, p_w)): dynamics branch.
         decoder_type: "deterministic" (one pass) or "diffusion": the deterministic output refined by a conditional
             flow-matching decoder (`hivae.diffusion_decoder`) in `diffusion_steps` steps by default.
-        diffusion_channels, shortcut_fraction: width and shortcut-objective share of the diffusion decoder.
+        diffusion_channels, diffusion_patch_size, diffusion_residual_scale, shortcut_fraction: width, input patch
+            size, residual units (about the residual's std) and shortcut-objective share of the diffusion decoder.
         structure_shift/scale, dynamics_shift/scale: latent statistics used by `normalize_latent` for the DiT.
     """
 
@@ -99,6 +100,8 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         decoder_type: str = "deterministic",
         diffusion_channels: int = 32,
         diffusion_steps: int = 4,
+        diffusion_patch_size: int = 2,
+        diffusion_residual_scale: float = 0.05,
         shortcut_fraction: float = 0.25,
         structure_shift: float = 0.0,
         structure_scale: float = 1.0,
@@ -119,7 +122,14 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         )
         self.decoder = PixelDecoder(width, decoder_depth, heads, base_channels, channel_mults, in_channels)
         self.diffusion_decoder = (
-            DiffusionDecoder(width, diffusion_channels, len(channel_mults) - 1, in_channels)
+            DiffusionDecoder(
+                width,
+                diffusion_channels,
+                len(channel_mults) - 1,
+                in_channels,
+                diffusion_patch_size,
+                diffusion_residual_scale,
+            )
             if decoder_type == "diffusion"
             else None
         )

@@ -11,8 +11,11 @@ DIFFUSION = TINY_HIVAE | {"decoder_type": "diffusion", "diffusion_channels": 8, 
 
 @pytest.fixture
 def model():
+    """A diffusion-decoder HiVAE whose (normally zero-initialised) output layer is random, so noise matters."""
     torch.manual_seed(0)
-    return HiVAE(**DIFFUSION).eval()
+    model = HiVAE(**DIFFUSION).eval()
+    torch.nn.init.normal_(model.diffusion_decoder.conv_out[-1].weight, std=0.05)
+    return model
 
 
 def _video(b=2):
@@ -37,6 +40,18 @@ def test_determinism_with_generator_and_deterministic_path(model):
     assert torch.allclose(plain, model.decoder(model.fusion(latent)))
     with pytest.raises(ValueError, match="positive int"):
         model.diffusion_decoder.sample(plain, model.fusion(latent), num_steps=0)
+
+
+@pytest.mark.parametrize("steps", [1, 3, 4])
+def test_untrained_diffusion_decoder_returns_the_deterministic_decode(steps):
+    """x-prediction with a zero output layer: a fresh decoder predicts residual 0 and lands on x_det."""
+    torch.manual_seed(0)
+    fresh = HiVAE(**DIFFUSION).eval()
+    latent = fresh.encode(_video()).latent_dist.mode()
+    with torch.no_grad():
+        refined = fresh.decode(latent, num_inference_steps=steps, generator=torch.Generator().manual_seed(3)).sample
+        plain = fresh.decode(latent, num_inference_steps=0).sample
+    torch.testing.assert_close(refined, plain, atol=1e-6, rtol=0)
 
 
 def test_save_load_roundtrip(model, tmp_path):
