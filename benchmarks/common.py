@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import platform
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +17,24 @@ def machine() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def peak_memory_mib() -> float:
+    """Peak memory of this process so far: CUDA max allocated on a GPU, else the resident-set high-water mark."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):  # unlike ru_maxrss, not inherited across exec
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_isolated(arguments: list[str]) -> dict:
+    """Run `python *arguments` in a fresh process (so its peak memory is its own); its last stdout line is JSON."""
+    done = subprocess.run([sys.executable, *arguments], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"benchmark {' '.join(arguments)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def timed(fn, repeats: int = 3, warmup: int = 1) -> float:

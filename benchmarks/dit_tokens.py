@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,9 +22,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def cases(size: int, frames: int) -> dict[str, dict]:
+    """Latent geometries of one clip; HiVAE encodes clips longer than 16 frames as 16-frame windows (tiling)."""
     hivae = {  # the shipped shapes-64 HiVAE geometry, scaled with the clip size (8x base, 2x structure downsample)
         "structure_channels": 4,
-        "num_queries": 4,
+        "num_queries": 4 * max(1, frames // 16),
         "structure_size": (size // 16, size // 16),
         "dynamics_channels": 4,
         "num_frames": frames,
@@ -48,43 +47,42 @@ def cases(size: int, frames: int) -> dict[str, dict]:
     }
 
 
-def peak_rss_mib() -> float:
-    """This process's resident-memory high-water mark (VmHWM: unlike ru_maxrss, not inherited across exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def run_case(geometry: dict, batch: int, hidden: int, depth: int, heads: int, steps: int) -> dict:
+def dit_training_step(model, batch: int, device: str, autocast_dtype=None):
+    """A closure running one training step (flow-matching loss, backward, AdamW) of `model` on a random batch."""
     import torch
 
-    from benchmarks.common import timed
-    from gen.dit import HiVAEDiT
     from gen.flow_matching import FlowConfig, flow_matching_loss
     from hivae import HierarchicalLatent
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = HiVAEDiT(**geometry, hidden_size=hidden, depth=depth, heads=heads, num_classes=90, text_dim=384).to(device)
+    base = getattr(model, "_orig_mod", model)  # the module behind torch.compile
+    config = base.config
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    shapes = model.latent_shapes()
-    latent = HierarchicalLatent(*(torch.randn(batch, *s, device=device) for s in shapes))
-    labels = torch.randint(0, 90, (batch,), device=device)
-    text = torch.randn(batch, 24, 384, device=device)
-    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
+    latent = HierarchicalLatent(*(torch.randn(batch, *shape, device=device) for shape in base.latent_shapes()))
+    labels = torch.randint(0, config.num_classes, (batch,), device=device)
+    text = torch.randn(batch, 24, config.text_dim, device=device)
 
     def step():
-        with autocast:
+        with torch.autocast(device, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
             loss, _ = flow_matching_loss(model, latent, FlowConfig(), class_labels=labels, encoder_hidden_states=text)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
+    return step
+
+
+def run_case(geometry: dict, batch: int, hidden: int, depth: int, heads: int, steps: int) -> dict:
+    import torch
+
+    from benchmarks.common import peak_memory_mib, timed
+    from gen.dit import HiVAEDiT
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = HiVAEDiT(**geometry, hidden_size=hidden, depth=depth, heads=heads, num_classes=90, text_dim=384).to(device)
+    shapes = model.latent_shapes()
+    step = dit_training_step(model, batch, device, torch.bfloat16 if device == "cuda" else None)
     seconds = timed(step, repeats=steps, warmup=2)
-    if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = peak_rss_mib()
+    peak = peak_memory_mib()
     numel = sum(torch.Size(s).numel() for s in shapes)
     return {
         "latent_numbers": numel,
@@ -104,6 +102,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--heads", type=int, default=6)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case")
+    parser.add_argument("--cases", nargs="+", default=None, help="latent cases to run (default: all)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dit_tokens.json"))
     args = parser.parse_args(argv)
@@ -113,20 +112,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(result))
         return [result]
 
-    from benchmarks.common import print_table, write_json
+    from benchmarks.common import print_table, run_isolated, write_json
 
     rows = []
     pixels = 3 * args.frames * args.size**2
-    for name in all_cases:
-        command = [sys.executable, __file__, "--case", name] + sum(
+    for name in args.cases or all_cases:
+        if name not in all_cases:
+            raise SystemExit(f"--cases: unknown case {name!r} (known: {', '.join(all_cases)})")
+        command = [__file__, "--case", name] + sum(
             (
                 [f"--{k}", str(getattr(args, k))]
                 for k in ("size", "frames", "batch", "hidden", "depth", "heads", "steps")
             ),
             [],
         )
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        result = json.loads(output)
+        result = run_isolated(command)
         rows.append({"latent": name, "compression": pixels / result["latent_numbers"], **result})
     print(f"DiT {args.hidden}x{args.depth}, batch {args.batch}, clips {args.frames}x{args.size}x{args.size}")
     print_table(rows, ["latent", "compression", "latent_numbers", "tokens", "step_ms", "peak_mem_MiB", "params_M"])

@@ -1,0 +1,74 @@
+"""The benchmark helpers: FLOP counting / MFU, the SVG plot, isolated measurements and their JSON rows."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+import torch
+
+from benchmarks.dit_efficiency import count_flops, peak_tflops
+from benchmarks.run_all import main as run_all
+from benchmarks.run_all import plot
+from benchmarks.svg_plot import Panel, write_svg
+
+
+def test_flop_count_of_a_linear_training_step():
+    layer = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(8, 64, requires_grad=True)
+
+    def step():
+        layer(x).sum().backward()
+
+    # forward 2*B*in*out, backward the same for the input grad and again for the weight grad
+    assert count_flops(step) == 3 * 2 * 8 * 64 * 32
+    x.requires_grad_(False)
+    assert count_flops(step) == 2 * 2 * 8 * 64 * 32  # no input grad needed
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "override", "expected"),
+    [
+        ("NVIDIA H100 80GB HBM3", "bf16", None, 989.4),
+        ("NVIDIA H100 PCIe", "bf16", None, 756.0),
+        ("NVIDIA H200", "fp32", None, 989.4 / 2),
+        ("CPU (x86_64, 2 threads)", "bf16", None, None),
+        ("CPU (x86_64, 2 threads)", "fp32", 1.5, 1.5),
+    ],
+)
+def test_peak_tflops_table(name, dtype, override, expected):
+    assert peak_tflops(name, dtype, override) == expected
+
+
+def test_svg_plot_has_one_line_per_series(tmp_path):
+    panels = [
+        Panel("a", "frames", "clips/s", {"64px": [(16, 9.0), (32, 4.0)], "128px": [(16, 2.0), (32, 1.0)]}),
+        Panel("b", "frames", "ms", {"x": [(16, 5.0), (64, 0.0)]}),  # non-positive points are skipped on log axes
+    ]
+    path = write_svg(panels, tmp_path / "plot.svg")
+    root = ET.parse(path).getroot()
+    lines = root.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 3
+    assert len(lines[2].get("points").split()) == 1
+    assert {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")} >= {"a", "b", "64px", "128px", "frames"}
+
+
+def test_run_all_plot_from_rows(tmp_path):
+    scaling = {
+        "tokenizer": [
+            {"model": m, "frames": f, "size": 64, "encode_clips_per_s": 1.0 / f, "decode_clips_per_s": 2.0 / f}
+            for m in ("HiVAE", "3D-VAE 48x")
+            for f in (16, 32)
+        ],
+        "dit": [{"latent": "hivae (614x)", "frames": f, "size": 64, "step_ms": 10.0 * f} for f in (16, 32)],
+        "generation": [{"frames": f, "size": 64, "s_per_clip": 0.1 * f} for f in (16, 32)],
+    }
+    root = ET.parse(plot({"scaling": scaling}, tmp_path / "p.svg")).getroot()
+    assert len(root.findall("{http://www.w3.org/2000/svg}polyline")) == 2 + 2 + 1 + 1
+
+
+def test_isolated_tokenizer_measurement_row(capsys):
+    spec = {"kind": "tokenizer", "name": "3D-VAE 48x", "frames": 8, "size": 16, "dtype": "fp32", "repeats": 1}
+    row = run_all(["--measure", json.dumps(spec)])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == row
+    assert row["compression"] == pytest.approx(48.0)
+    assert row["encode_clips_per_s"] > 0 and row["decode_clips_per_s"] > 0 and row["peak_mem_MiB"] > 0
