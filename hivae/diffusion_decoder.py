@@ -7,7 +7,8 @@ step size d it is asked to take. The network predicts the clean residual (x-pred
 exactly, and the last sampling step lands on the prediction instead of leaving unremoved noise behind.
 
 Training mixes plain flow matching (d = 0, target r) with shortcut self-consistency (Frans et al., 2024): one step
-of size 2d must land where two steps of size d land, so that 1-4 steps approach many steps.
+of size 2d must land where two steps of size d land, so that 1-4 steps approach many steps. The recursion bottoms
+out at the flow-matching head: the finest step is taken with step input 0 (`step_input`).
 
     r_sigma = (1 - sigma) r + sigma * noise,   r_{sigma - d} = r_sigma - d * (r_sigma - r_hat) / sigma
 """
@@ -23,8 +24,15 @@ from einops import rearrange
 
 from .layers import Downsample2x, Upsample2x, timestep_embedding
 
-# the shortcut objective trains step sizes 2**-k for k = 1..MAX_LOG2_STEPS; other step counts use plain flow matching
-MAX_LOG2_STEPS = 6
+# the shortcut objective trains step sizes 1, 1/2, ..., 2**-SHORTCUT_LEVELS (steps of 2d from two steps of d); the
+# recursion bottoms out at d = 2**-(SHORTCUT_LEVELS + 1), taken with the flow-matching head (step input 0), which
+# also serves any step count that is not a power of two or is finer than that
+SHORTCUT_LEVELS = 5
+
+
+def step_input(d: torch.Tensor) -> torch.Tensor:
+    """The step size the network is told: d itself where the shortcut objective trains it, else 0 (flow head)."""
+    return torch.where(d >= 2.0**-SHORTCUT_LEVELS, d, torch.zeros_like(d))
 
 
 class CondResBlock(nn.Module):
@@ -125,9 +133,9 @@ class DiffusionDecoder(nn.Module):
         step = torch.zeros(b, device=device)
         clean_target = residual
         if n_short > 0:
-            # shortcut rows: step d = 2**-k, sigma on the grid of multiples of 2d in (0, 1]
-            k = torch.randint(1, MAX_LOG2_STEPS + 1, (n_short,), device=device).float()
-            d = 2.0**-k
+            # shortcut rows: a step of 2d = 2**-k, sigma on the grid of multiples of 2d in (0, 1]
+            k = torch.randint(0, SHORTCUT_LEVELS + 1, (n_short,), device=device).float()
+            d = 2.0 ** -(k + 1)
             sigma[:n_short] = torch.ceil(torch.rand(n_short, device=device) / (2 * d)).clamp_min(1) * 2 * d
             step[:n_short] = 2 * d
         noisy = (1 - _expand(sigma)) * residual + _expand(sigma) * noise
@@ -135,8 +143,8 @@ class DiffusionDecoder(nn.Module):
             with torch.no_grad():
                 sl = slice(0, n_short)
                 args = (x_det[sl], features[sl])
-                midway = noisy[sl] - _expand(d) * self.velocity(noisy[sl], *args, sigma[sl], d)
-                landing = midway - _expand(d) * self.velocity(midway, *args, sigma[sl] - d, d)
+                midway = noisy[sl] - _expand(d) * self.velocity(noisy[sl], *args, sigma[sl], step_input(d))
+                landing = midway - _expand(d) * self.velocity(midway, *args, sigma[sl] - d, step_input(d))
                 # the clean residual whose velocity takes one 2d step from noisy to landing
                 jump = noisy[sl] - _expand(sigma[sl] / (2 * d)) * (noisy[sl] - landing)
                 clean_target = torch.cat([jump, residual[n_short:]])
@@ -167,8 +175,9 @@ class DiffusionDecoder(nn.Module):
         scheduler.set_timesteps(sigmas=[1 - i / num_steps for i in range(num_steps)], device=x_det.device)
         x = randn_tensor(x_det.shape, generator=generator, device=x_det.device, dtype=x_det.dtype)
         step = torch.full((x.shape[0],), 1.0 / num_steps, device=x.device, dtype=x.dtype)
-        if num_steps > 2**MAX_LOG2_STEPS or not math.log2(num_steps).is_integer():
+        if not math.log2(num_steps).is_integer():
             step = torch.zeros_like(step)  # a step size the shortcut objective never saw: use the flow-matching head
+        step = step_input(step)
         for t in scheduler.timesteps:
             sigma = (t / 1000).expand(x.shape[0]).to(x.dtype)
             x = scheduler.step(self.velocity(x, x_det, features, sigma, step), t, x, return_dict=False)[0]

@@ -11,7 +11,7 @@ from typing import Iterable
 
 import torch
 
-from .metrics import foreground_psnr, psnr, ssim, temporal_consistency
+from .metrics import detail_ratio, foreground_psnr, psnr, ssim, temporal_consistency
 
 
 @torch.no_grad()
@@ -26,7 +26,7 @@ def reconstruct(model, videos: torch.Tensor, batch_size: int = 8) -> torch.Tenso
 
 
 def reconstruction_metrics(recon: torch.Tensor, videos: torch.Tensor) -> dict[str, float]:
-    """Mean PSNR / SSIM / temporal consistency / foreground PSNR, plus the all-background PSNR reference."""
+    """Mean PSNR / SSIM / temporal consistency / foreground PSNR / detail ratio, plus the all-background PSNR."""
     background = videos.flatten(2).median(dim=2).values[:, :, None, None, None].expand_as(videos)
     return {
         "psnr": psnr(recon, videos).mean().item(),
@@ -34,6 +34,7 @@ def reconstruction_metrics(recon: torch.Tensor, videos: torch.Tensor) -> dict[st
         "temporal_consistency": temporal_consistency(recon, videos).mean().item(),
         "psnr_foreground": foreground_psnr(recon, videos, background).mean().item(),
         "psnr_background": psnr(background.contiguous(), videos).mean().item(),
+        "detail_ratio": detail_ratio(recon, videos).mean().item(),
     }
 
 

@@ -59,6 +59,19 @@ def temporal_consistency(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (dx - dy).abs().flatten(1).mean(1).float()
 
 
+def detail_ratio(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fine-detail energy of `x` over that of `y`: mean squared per-frame Laplacian -> `(B,)`.
+
+    1 = as much high-frequency detail as the target; below 1 = blurrier (the usual regression decoder), above 1 =
+    noisier. It does not say whether the detail is in the right place: read it beside PSNR.
+    """
+    _check_pair(x, y)
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64, device=x.device)
+    energy = lambda v: F.conv2d(rearrange(v.double(), "b c t h w -> (b t c) 1 h w"), kernel[None, None])  # noqa: E731
+    ex, ey = (energy(v).pow(2).view(x.shape[0], -1).mean(1) for v in (x, y))
+    return (ex / ey.clamp_min(1e-20)).float()
+
+
 def foreground_psnr(
     x: torch.Tensor, y: torch.Tensor, background: torch.Tensor, data_range: float = 2.0, threshold: float = 0.1
 ) -> torch.Tensor:

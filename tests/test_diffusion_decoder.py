@@ -123,3 +123,11 @@ def test_pipeline_accepts_a_diffusion_decoder(tiny_pipeline, model):
         "a red circle moving left", num_inference_steps=2, generator=torch.Generator().manual_seed(0), decoder_steps=0
     ).frames
     assert a.shape == (1, 8, 16, 16, 3) and (a == b).all() and not (a == c).all()
+
+
+def test_shortcut_recursion_bottoms_out_at_the_flow_head():
+    """Step sizes the shortcut objective trains are passed on; finer ones become 0 (the flow-matching head)."""
+    from hivae.diffusion_decoder import SHORTCUT_LEVELS, step_input
+
+    sizes = torch.tensor([1.0, 0.5, 2.0**-SHORTCUT_LEVELS, 2.0 ** -(SHORTCUT_LEVELS + 1), 0.0])
+    assert step_input(sizes).tolist() == [1.0, 0.5, 2.0**-SHORTCUT_LEVELS, 0.0, 0.0]

@@ -61,3 +61,16 @@ def test_compression_ratio_and_shape_errors():
     assert compression_ratio(3 * 16 * 32 * 32, 96) == (512.0, pytest.approx(0.1953125))
     with pytest.raises(ValueError, match="equal shape"):
         psnr(torch.zeros(1, 3, 2, 4, 4), torch.zeros(1, 3, 2, 4, 5))
+
+
+def test_detail_ratio_blur_and_noise():
+    from hivae.metrics import detail_ratio
+
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 4, 32, 32) * 2 - 1
+    blurred = torch.nn.functional.avg_pool3d(target, (1, 3, 3), stride=1, padding=(0, 1, 1))
+    noisy = target + 0.5 * torch.randn_like(target)
+    assert torch.allclose(detail_ratio(target, target), torch.ones(2))
+    assert (detail_ratio(blurred, target) < 0.5).all()
+    assert (detail_ratio(noisy, target) > 1.1).all()
+    torch.testing.assert_close(detail_ratio(2 * target, target), torch.full((2,), 4.0))
