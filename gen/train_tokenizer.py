@@ -53,8 +53,11 @@ class TokenizerConfig:
     freeze_autoencoder: bool = False  # stage 2: train only the diffusion decoder, the rest stays frozen
 
 
+LATENT_STATISTICS = ("structure_shift", "structure_scale", "dynamics_shift", "dynamics_scale")
+
+
 def initialise_from(model, path: str) -> None:
-    """Load a trained tokenizer's weights; only the diffusion decoder may be missing from them."""
+    """Load a trained tokenizer's weights and latent statistics; only the diffusion decoder may be missing."""
     from safetensors.torch import load_file
 
     file = Path(path) / "diffusion_pytorch_model.safetensors"
@@ -64,6 +67,8 @@ def initialise_from(model, path: str) -> None:
     missing = [k for k in missing if not k.startswith("diffusion_decoder.")]
     if missing or unexpected:
         raise ValueError(f"{file}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    config = json.loads((Path(path) / "config.json").read_text())
+    model.register_to_config(**{k: config[k] for k in LATENT_STATISTICS if k in config})
 
 
 def held_out_clips(config: TokenizerConfig) -> torch.Tensor:
@@ -148,7 +153,8 @@ def main(argv: list[str] | None = None) -> Path:
             ema.copy_to(final.parameters())
         final.eval()
         metrics = evaluate_tokenizer(final, eval_clips)
-        if config.model_type == "hivae":
+        if config.model_type == "hivae" and not config.freeze_autoencoder:
+            # (a frozen encoder keeps init_from's statistics: DiTs trained on its latents stay valid)
             with torch.no_grad():
                 param = next(final.parameters())
                 latents = [final.encode(c.to(param.device)).latent_dist.mode() for c in eval_clips.split(8)]

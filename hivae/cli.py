@@ -48,10 +48,12 @@ def load_clips(args, model) -> tuple[list, list[str]]:
     return [dataset[i]["video"] for i in range(len(dataset))], [f"shapes_{i:04d}" for i in range(len(dataset))]
 
 
-def load_pipeline(path: str, cls_name: str = "HiVAEVideoPipeline"):
+def load_pipeline(path: str, cls_name: str = "HiVAEVideoPipeline", vae: str | None = None):
+    """A pipeline folder, optionally with another trained tokenizer (e.g. one with a diffusion decoder) as its vae."""
     import pipelines
 
-    return getattr(pipelines, cls_name).from_pretrained(path)
+    components = {"vae": load_tokenizer(vae)} if vae else {}
+    return getattr(pipelines, cls_name).from_pretrained(path, **components)
 
 
 def frames_to_video(frames):
@@ -83,6 +85,7 @@ def _common_generation_args(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--out", default="outputs", help="output folder")
+    p.add_argument("--vae", default=None, help="use this tokenizer folder instead of the pipeline's (same latents)")
     p.add_argument("--decoder-steps", type=int, default=None, help="diffusion-decoder steps (tokenizers with one)")
 
 
@@ -110,7 +113,7 @@ def _parse_class(value: str) -> int:
 
 
 def _run_generate(args) -> None:
-    pipe = load_pipeline(args.checkpoint)
+    pipe = load_pipeline(args.checkpoint, vae=args.vae)
     condition = {}
     if args.classes:
         condition["class_labels"] = [_parse_class(c) for c in args.classes]
@@ -195,7 +198,7 @@ def _read_for(pipe, path: str):
 
 
 def _run_interpolate(args) -> None:
-    pipe = load_pipeline(args.checkpoint, "HiVAEInterpolationPipeline")
+    pipe = load_pipeline(args.checkpoint, "HiVAEInterpolationPipeline", args.vae)
     if args.video_a or args.video_b:
         if not (args.video_a and args.video_b):
             raise ValueError("give both --video-a and --video-b")
@@ -236,7 +239,7 @@ def _run_edit(args) -> None:
 
     if bool(args.motion_from) == bool(args.prompt):
         raise ValueError("give exactly one of --motion-from (motion transfer) or --prompt (prompt-guided edit)")
-    pipe = load_pipeline(args.checkpoint, "HiVAEEditPipeline")
+    pipe = load_pipeline(args.checkpoint, "HiVAEEditPipeline", args.vae)
     source = _read_for(pipe, args.video)
     if args.motion_from:
         result = pipe.motion_transfer(source, _read_for(pipe, args.motion_from), output_type="pt")
@@ -275,7 +278,7 @@ def _run_eval_generation(args) -> None:
     from hivae.data import caption, class_attributes
     from hivae.shape_detector import attribute_accuracy
 
-    pipe = load_pipeline(args.checkpoint)
+    pipe = load_pipeline(args.checkpoint, vae=args.vae)
     pipe.set_progress_bar_config(disable=True)
     labels = torch.linspace(0, 89, args.num_prompts).round().long().tolist()
     targets, videos = [], []

@@ -24,6 +24,51 @@ def test_cli_generate_with_shipped_checkpoint(tmp_path, capsys):
     assert (tmp_path / "class42_seed0_0.mp4").is_file()
 
 
+def test_shipped_diffusion_decoder_swaps_in(tmp_path):
+    """vae-diffusion is a stage 2 on the shipped tokenizer: with 0 decoder steps it decodes exactly like it."""
+    import torch
+
+    from hivae.cli import DEFAULT_CHECKPOINT, load_pipeline
+
+    plain = load_pipeline(DEFAULT_CHECKPOINT)
+    pipe = load_pipeline(DEFAULT_CHECKPOINT, vae=f"{DEFAULT_CHECKPOINT}/vae-diffusion")
+    assert pipe.vae.config.decoder_type == "diffusion"
+    assert {k: v for k, v in pipe.vae.config.items() if k.endswith(("_shift", "_scale"))} == {
+        k: v for k, v in plain.vae.config.items() if k.endswith(("_shift", "_scale"))
+    }
+    run = lambda p, steps: (
+        p(  # noqa: E731
+            "a red circle moving left",
+            num_inference_steps=2,
+            decoder_steps=steps,
+            output_type="pt",
+            generator=torch.Generator().manual_seed(0),
+        ).frames
+    )
+    torch.testing.assert_close(run(pipe, 0), run(plain, None))
+    assert not torch.equal(run(pipe, 2), run(plain, None))
+    assert (
+        main(
+            [
+                "generate",
+                "--prompt",
+                "a blue square moving up",
+                "--steps",
+                "2",
+                "--no-gif",
+                "--out",
+                str(tmp_path),
+                "--vae",
+                f"{DEFAULT_CHECKPOINT}/vae-diffusion",
+                "--decoder-steps",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "a_blue_square_moving_up_seed0_0.mp4").is_file()
+
+
 def test_cli_reconstruct_and_eval(tmp_path, capsys):
     video = MovingShapes(1, 16, 64, seed=3)[0]["video"]
     write_video(tmp_path / "in.mp4", video)

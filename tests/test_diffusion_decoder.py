@@ -88,6 +88,8 @@ def test_stage2_script_freezes_the_autoencoder(tmp_path, tiny_hivae):
 
     from gen.train_tokenizer import main as train_tokenizer
 
+    stats = {"structure_shift": 0.25, "structure_scale": 1.5, "dynamics_shift": -0.125, "dynamics_scale": 0.75}
+    tiny_hivae.register_to_config(**stats)
     tiny_hivae.save_pretrained(tmp_path / "stage1")
     overrides = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in DIFFUSION.items()]
     final = train_tokenizer(
@@ -102,6 +104,7 @@ def test_stage2_script_freezes_the_autoencoder(tmp_path, tiny_hivae):
             "data.num_samples=16",
             "train.batch_size=4",
             "train.max_steps=2",
+            "train.mixed_precision=no",  # one accelerate state per process: keep the suite on fp32
             "train.sample_every=0",
             "eval_clips=4",
         ]
@@ -110,6 +113,8 @@ def test_stage2_script_freezes_the_autoencoder(tmp_path, tiny_hivae):
     after = load_file(final / "diffusion_pytorch_model.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before)  # encoder and deterministic decoder frozen
     assert any(k.startswith("diffusion_decoder.") for k in after)
+    saved = HiVAE.load_config(final)
+    assert {k: saved[k] for k in stats} == stats  # DiTs trained on the stage-1 latents stay valid
 
 
 def test_pipeline_accepts_a_diffusion_decoder(tiny_pipeline, model):
