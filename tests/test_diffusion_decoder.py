@@ -136,3 +136,35 @@ def test_shortcut_recursion_bottoms_out_at_the_flow_head():
 
     sizes = torch.tensor([1.0, 0.5, 2.0**-SHORTCUT_LEVELS, 2.0 ** -(SHORTCUT_LEVELS + 1), 0.0])
     assert step_input(sizes).tolist() == [1.0, 0.5, 2.0**-SHORTCUT_LEVELS, 0.0, 0.0]
+
+
+def test_joint_training_updates_encoder_and_diffusion_decoder(tmp_path):
+    """Without freeze_autoencoder the same script trains everything: reconstruction + diffusion losses."""
+    from safetensors.torch import load_file
+
+    from gen.train_tokenizer import main as train_tokenizer
+
+    overrides = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in DIFFUSION.items()]
+    common = [
+        "--config",
+        "configs/tokenizer/shapes-32.yaml",
+        *overrides,
+        "data.size=16",
+        "data.num_frames=8",
+        "data.num_samples=16",
+        "train.batch_size=4",
+        "train.sample_every=0",
+        "train.ema_decay=0",
+        "eval_clips=4",
+    ]
+    before = load_file(
+        train_tokenizer([*common, f"train.output_dir={tmp_path / 'a'}", "train.max_steps=1"])
+        / "diffusion_pytorch_model.safetensors"
+    )
+    after = load_file(
+        train_tokenizer([*common, f"train.output_dir={tmp_path / 'b'}", "train.max_steps=3"])
+        / "diffusion_pytorch_model.safetensors"
+    )
+    for prefix in ("encoder.", "diffusion_decoder."):
+        keys = [k for k in after if k.startswith(prefix)]
+        assert keys and any(not torch.equal(before[k], after[k]) for k in keys), prefix
