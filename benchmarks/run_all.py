@@ -32,19 +32,20 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import machine, peak_memory_mib, print_table, run_isolated, timed, write_json  # noqa: E402
 from benchmarks.svg_plot import Panel, write_svg  # noqa: E402
 
-HIVAE_64 = dict(  # the shipped checkpoint's geometry
-    base_channels=32,
-    channel_mults=(1, 2, 2, 2),
-    width=128,
-    encoder_depth=2,
-    decoder_depth=3,
-    heads=4,
-    structure_channels=4,
-    num_queries=4,
-    structure_downsample=1,
-    qformer_depth=2,
-    dynamics_channels=4,
-)
+
+def shipped_hivae(size: int, frames: int):
+    """A random HiVAE with the shipped checkpoint's architecture for size x size clips; tiled past 16 frames."""
+    from hivae import HiVAE
+    from hivae.cli import DEFAULT_CHECKPOINT
+
+    config = HiVAE.load_config(Path(DEFAULT_CHECKPOINT) / "vae")
+    keep = {k: v for k, v in config.items() if not k.startswith("_") and not k.endswith(("_shift", "_scale"))}
+    model = HiVAE(**(keep | {"sample_size": size}))
+    if frames > model.config.num_frames:
+        model.enable_tiling(overlap=0)
+    return model
+
+
 TOKENIZERS = ["HiVAE", "3D-VAE 48x", "3D-VAE 512x", "CogVideoX VAE", "LTX-Video VAE"]
 
 
@@ -53,13 +54,10 @@ def build_tokenizer(name: str, frames: int, size: int):
     """(model, frames it takes): CogVideoX / LTX-Video VAEs take 8k+1 frames."""
     from diffusers import AutoencoderKLCogVideoX, AutoencoderKLLTXVideo
 
-    from hivae import HiVAE, VideoVAE3D
+    from hivae import VideoVAE3D
 
     if name == "HiVAE":
-        model = HiVAE(sample_size=size, num_frames=16, **HIVAE_64)
-        if frames > 16:
-            model.enable_tiling(overlap=0)
-        return model, frames
+        return shipped_hivae(size, frames), frames
     if name.startswith("3D-VAE"):
         ratio48 = name.endswith("48x")  # 16 ch on 4x8x8 cells = 48x; 3 ch on 8x8x8 cells = 512x
         model = VideoVAE3D(
@@ -104,13 +102,10 @@ def measure_generation(frames: int, size: int, steps: int, repeats: int) -> dict
 
     from gen.dit import HiVAEDiT
     from gen.text_encoder import load_text_encoder
-    from hivae import HiVAE
     from pipelines import HiVAEVideoPipeline
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    vae = HiVAE(sample_size=size, num_frames=16, **HIVAE_64)
-    if frames > 16:
-        vae.enable_tiling(overlap=0)
+    vae = shipped_hivae(size, frames)
     (_, n_q, *_), (_, t, *_) = vae.latent_shapes(frames)
     dit = HiVAEDiT.from_tokenizer(
         vae, num_queries=n_q, num_frames=t, hidden_size=192, depth=6, heads=6, num_classes=90, text_dim=384
