@@ -28,6 +28,7 @@ from gen.text_encoder import encode_text, load_text_encoder  # noqa: E402
 from gen.training import (  # noqa: E402
     TrainConfig,
     check_model_kwargs,
+    load_init_weights,
     log_videos,
     make_accelerator,
     make_ema,
@@ -116,12 +117,7 @@ def main(argv: list[str] | None = None) -> Path:
         text[1].to(device)
     model = build_dit(config, vae, text[1].config.hidden_size if text is not None else 0)
     if config.init_from:
-        from safetensors.torch import load_file
-
-        weights = Path(config.init_from) / "diffusion_pytorch_model.safetensors"
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: init_from needs a save_pretrained HiVAEDiT folder")
-        model.load_state_dict(load_file(weights))  # strict: a different geometry fails here, naming the keys
+        load_init_weights(model, config.init_from, "HiVAEDiT")  # a different geometry fails, naming the keys
     use_class, use_text = model.config.num_classes > 0, text is not None
 
     # data: a latent cache (built once by the main process) or clips encoded on the fly

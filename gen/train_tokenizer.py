@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from gen.training import (  # noqa: E402
     TrainConfig,
     check_model_kwargs,
+    load_init_weights,
     log_videos,
     make_accelerator,
     make_ema,
@@ -39,6 +40,7 @@ from hivae.config import load_config, save_config  # noqa: E402
 from hivae.data import DataConfig, build_dataset, collate_clips  # noqa: E402
 from hivae.evaluation import evaluate_tokenizer, reconstruct  # noqa: E402
 from hivae.losses import LossConfig, ReconstructionLoss  # noqa: E402
+from hivae.model import LATENT_STATISTICS  # noqa: E402
 
 
 @dataclass
@@ -53,20 +55,9 @@ class TokenizerConfig:
     freeze_autoencoder: bool = False  # stage 2: train only the diffusion decoder, the rest stays frozen
 
 
-LATENT_STATISTICS = ("structure_shift", "structure_scale", "dynamics_shift", "dynamics_scale")
-
-
 def initialise_from(model, path: str) -> None:
     """Load a trained tokenizer's weights and latent statistics; only the diffusion decoder may be missing."""
-    from safetensors.torch import load_file
-
-    file = Path(path) / "diffusion_pytorch_model.safetensors"
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: init_from needs a save_pretrained tokenizer folder")
-    missing, unexpected = model.load_state_dict(load_file(file), strict=False)
-    missing = [k for k in missing if not k.startswith("diffusion_decoder.")]
-    if missing or unexpected:
-        raise ValueError(f"{file}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    load_init_weights(model, path, "tokenizer", optional_prefix="diffusion_decoder.")
     config = json.loads((Path(path) / "config.json").read_text())
     model.register_to_config(**{k: config[k] for k in LATENT_STATISTICS if k in config})
 

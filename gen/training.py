@@ -73,6 +73,22 @@ def check_model_kwargs(cls: type, kwargs: dict[str, Any], section: str = "model"
         )
 
 
+def load_init_weights(model, folder: str, kind: str, optional_prefix: str | None = None) -> None:
+    """`init_from`: load a save_pretrained folder's safetensors into `model` (fine-tuning / stage 2).
+
+    Keys must match exactly, except that parameters under `optional_prefix` may be absent from the file (new parts).
+    """
+    from safetensors.torch import load_file
+
+    file = Path(folder) / "diffusion_pytorch_model.safetensors"
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: init_from needs a save_pretrained {kind} folder")
+    missing, unexpected = model.load_state_dict(load_file(file), strict=False)
+    missing = [k for k in missing if not (optional_prefix and k.startswith(optional_prefix))]
+    if missing or unexpected:
+        raise ValueError(f"{file}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
 def make_accelerator(config: TrainConfig) -> Accelerator:
     output = Path(config.output_dir)
     accelerator = Accelerator(

@@ -60,6 +60,10 @@ def blend_windows(windows: list[torch.Tensor], starts: list[int], total: int) ->
     return out / weight
 
 
+# config keys of the latent statistics (set by `set_latent_statistics`, used by `normalize_latent`)
+LATENT_STATISTICS = ("structure_shift", "structure_scale", "dynamics_shift", "dynamics_scale")
+
+
 class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
     """Hierarchical video VAE with a slow structure latent and a fast dynamics latent.
 
@@ -315,11 +319,9 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
 
     def set_latent_statistics(self, latents: HierarchicalLatent) -> dict[str, float]:
         """Store per-part mean/std of a batch of latents (posterior means) in the config; returns them."""
-        stats = {
-            "structure_shift": latents.structure.float().mean().item(),
-            "structure_scale": latents.structure.float().std().clamp_min(1e-6).item(),
-            "dynamics_shift": latents.dynamics.float().mean().item(),
-            "dynamics_scale": latents.dynamics.float().std().clamp_min(1e-6).item(),
-        }
+        values = []
+        for part in (latents.structure.float(), latents.dynamics.float()):
+            values += [part.mean().item(), part.std().clamp_min(1e-6).item()]
+        stats = dict(zip(LATENT_STATISTICS, values))
         self.register_to_config(**stats)
         return stats
