@@ -19,6 +19,14 @@ def machine() -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def shipped_config(component: str) -> dict:
+    """Constructor arguments of a shipped-checkpoint component ("vae", "transformer"), without private keys."""
+    from hivae.cli import DEFAULT_CHECKPOINT
+
+    config = json.loads((Path(DEFAULT_CHECKPOINT) / component / "config.json").read_text())
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
 def peak_memory_mib() -> float:
     """Peak memory of this process so far: CUDA max allocated on a GPU, else the resident-set high-water mark."""
     if torch.cuda.is_available():

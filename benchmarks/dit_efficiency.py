@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, print_table, timed, write_json  # noqa: E402
+from benchmarks.common import machine, peak_memory_mib, print_table, shipped_config, timed, write_json  # noqa: E402
 from benchmarks.dit_tokens import cases, dit_training_step  # noqa: E402
 from gen.dit import DIT_SIZES, HiVAEDiT  # noqa: E402
 
@@ -93,7 +93,7 @@ def measure(model, args, device: str, kernels, compiled: bool) -> dict:
     return {
         "step_ms": 1000 * seconds,
         "first_step_s": first_s,
-        "peak_mem_MiB": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
+        "peak_mem_MiB": peak_memory_mib() if device == "cuda" else None,  # CPU: RSS would mix all rows
     }
 
 
@@ -112,7 +112,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    hidden, depth, heads = (192, 6, 6) if args.dit == "shipped" else DIT_SIZES[args.dit]
+    if args.dit == "shipped":
+        hidden, depth, heads = (shipped_config("transformer")[k] for k in ("hidden_size", "depth", "heads"))
+    else:
+        hidden, depth, heads = DIT_SIZES[args.dit]
     geometry = cases(args.size, args.frames)["hivae (614x)"]
     torch.manual_seed(0)
     model = HiVAEDiT(**geometry, hidden_size=hidden, depth=depth, heads=heads, num_classes=90, text_dim=384)

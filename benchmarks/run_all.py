@@ -29,18 +29,25 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, peak_memory_mib, print_table, run_isolated, timed, write_json  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    machine,
+    peak_memory_mib,
+    print_table,
+    run_isolated,
+    shipped_config,
+    timed,
+    write_json,
+)
 from benchmarks.svg_plot import Panel, write_svg  # noqa: E402
 
 
 def shipped_hivae(size: int, frames: int):
     """A random HiVAE with the shipped checkpoint's architecture for size x size clips; tiled past 16 frames."""
     from hivae import HiVAE
-    from hivae.cli import DEFAULT_CHECKPOINT
+    from hivae.model import LATENT_STATISTICS
 
-    config = HiVAE.load_config(Path(DEFAULT_CHECKPOINT) / "vae")
-    keep = {k: v for k, v in config.items() if not k.startswith("_") and not k.endswith(("_shift", "_scale"))}
-    model = HiVAE(**(keep | {"sample_size": size}))
+    config = {k: v for k, v in shipped_config("vae").items() if k not in LATENT_STATISTICS}
+    model = HiVAE(**(config | {"sample_size": size}))
     if frames > model.config.num_frames:
         model.enable_tiling(overlap=0)
     return model
@@ -107,9 +114,10 @@ def measure_generation(frames: int, size: int, steps: int, repeats: int) -> dict
     device = "cuda" if torch.cuda.is_available() else "cpu"
     vae = shipped_hivae(size, frames)
     (_, n_q, *_), (_, t, *_) = vae.latent_shapes(frames)
-    dit = HiVAEDiT.from_tokenizer(
-        vae, num_queries=n_q, num_frames=t, hidden_size=192, depth=6, heads=6, num_classes=90, text_dim=384
-    )
+    dit_size = {
+        k: shipped_config("transformer")[k] for k in ("hidden_size", "depth", "heads", "num_classes", "text_dim")
+    }
+    dit = HiVAEDiT.from_tokenizer(vae, num_queries=n_q, num_frames=t, **dit_size)
     tokenizer, encoder = load_text_encoder()
     pipe = HiVAEVideoPipeline(vae.eval(), dit.eval(), FlowMatchEulerDiscreteScheduler(), encoder, tokenizer)
     pipe.to(device).set_progress_bar_config(disable=True)

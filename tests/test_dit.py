@@ -156,3 +156,16 @@ def test_train_dit_on_the_fly_without_cache(tmp_path, tiny_hivae):
         dit_args(tmp_path, "run", "data.num_samples=16", "train.batch_size=4", "train.max_steps=2", cache=False)
     )
     assert (out / "transformer" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+def test_train_dit_init_from_checks_the_folder_and_its_weights(tmp_path, tiny_hivae):
+    from gen.train_dit import main as train_dit
+
+    tiny_hivae.save_pretrained(tmp_path / "tok")
+    run = ["data.num_samples=8", "train.batch_size=4", "train.max_steps=1"]
+    first = train_dit(dit_args(tmp_path, "a", *run, cache=False)) / "transformer"
+    train_dit(dit_args(tmp_path, "b", *run, f"init_from={first}", cache=False))  # same geometry: loads
+    with pytest.raises(FileNotFoundError, match="init_from needs a save_pretrained HiVAEDiT folder"):
+        train_dit(dit_args(tmp_path, "c", *run, f"init_from={tmp_path / 'missing'}", cache=False))
+    with pytest.raises(ValueError, match="does not fit the model"):
+        train_dit(dit_args(tmp_path, "d", *run, f"init_from={tmp_path / 'tok'}", cache=False))
