@@ -21,9 +21,9 @@ def machine() -> str:
 
 def shipped_config(component: str) -> dict:
     """Constructor arguments of a shipped-checkpoint component ("vae", "transformer"), without private keys."""
-    from hivae.cli import DEFAULT_CHECKPOINT
+    from hivae.loading import default_checkpoint
 
-    config = json.loads((Path(DEFAULT_CHECKPOINT) / component / "config.json").read_text())
+    config = json.loads((default_checkpoint() / component / "config.json").read_text())
     return {k: v for k, v in config.items() if not k.startswith("_")}
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, write_json  # noqa: E402
 from gen.train_tokenizer import main as train_tokenizer  # noqa: E402
-from hivae.cli import load_tokenizer  # noqa: E402
+from hivae.loading import load_tokenizer  # noqa: E402
 from hivae.data import MovingShapes  # noqa: E402
 from hivae.evaluation import evaluate_tokenizer  # noqa: E402
 

@@ -135,12 +135,12 @@ MEASUREMENTS = {"tokenizer": measure_tokenizer, "generation": measure_generation
 
 # ---------------------------------------------------------------------------------------------- sections
 def rate_distortion(args) -> dict:
-    from hivae.cli import DEFAULT_CHECKPOINT, load_tokenizer
+    from hivae.loading import default_checkpoint, load_tokenizer
     from hivae.data import MovingShapes
     from hivae.evaluation import evaluate_tokenizer
 
     result: dict = {}
-    vae = load_tokenizer(Path(DEFAULT_CHECKPOINT) / "vae").eval()
+    vae = load_tokenizer(default_checkpoint() / "vae").eval()
     clips = 16 if args.quick else 64
     data = MovingShapes(clips, vae.config.num_frames, vae.config.sample_size, seed=1234)
     metrics = evaluate_tokenizer(vae, torch.stack([data[i]["video"] for i in range(clips)]))

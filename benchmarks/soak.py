@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, write_json  # noqa: E402
-from hivae.cli import DEFAULT_CHECKPOINT  # noqa: E402
+from hivae.loading import default_checkpoint  # noqa: E402
 from hivae.data import MovingShapes  # noqa: E402
 from pipelines import HiVAEVideoPipeline  # noqa: E402
 
@@ -32,7 +32,7 @@ def rss_mib() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--checkpoint", default=None, help="pipeline folder (default: the shipped checkpoint)")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--report", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=10)
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "soak.json"))
     args = parser.parse_args(argv)
 
-    pipe = HiVAEVideoPipeline.from_pretrained(args.checkpoint)
+    pipe = HiVAEVideoPipeline.from_pretrained(args.checkpoint or default_checkpoint())
     pipe.set_progress_bar_config(disable=True)
     c = pipe.vae.config
     data = MovingShapes(args.iterations, c.num_frames, c.sample_size, seed=99)

@@ -245,13 +245,15 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         timestep = torch.as_tensor(timestep, device=tokens.device)
         timestep = timestep.expand(batch) if timestep.ndim == 0 else timestep
         drop_class = drop_text = force_drop
-        if self.training and self.config.condition_dropout > 0:
-            # class and text are dropped independently: the model learns each alone, and neither (for CFG)
+        if self.training:
+            # class and text are dropped independently: the model learns each alone, and neither (for CFG). The
+            # drop path runs even with dropout 0, so the null embeddings always take part (DDP needs every
+            # parameter in the graph)
             p = self.config.condition_dropout
-            rand_class = torch.rand(batch, device=tokens.device) < p
-            rand_text = torch.rand(batch, device=tokens.device) < p
-            drop_class = rand_class if force_drop is None else force_drop | rand_class
-            drop_text = rand_text if force_drop is None else force_drop | rand_text
+            never = torch.zeros(batch, dtype=torch.bool, device=tokens.device)
+            forced = never if force_drop is None else force_drop.to(tokens.device).bool()
+            drop_class = forced | (torch.rand(batch, device=tokens.device) < p) if p > 0 else forced
+            drop_text = forced | (torch.rand(batch, device=tokens.device) < p) if p > 0 else forced
         cond, context, mask = self._condition(
             timestep,
             class_labels,

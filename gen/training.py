@@ -8,6 +8,7 @@ resumed run sees exactly the batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import logging
@@ -46,7 +47,7 @@ class TrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast on GPU
     ema_decay: float = 0.999  # exponential moving average of weights (0 disables)
     checkpoint_every: int = 500  # steps between save_state checkpoints
-    checkpoints_total_limit: int = 2  # older checkpoints are deleted
+    checkpoints_total_limit: int = 2  # keep this many checkpoints (the newest included); 0 keeps all
     log_every: int = 10  # steps between tensorboard scalars
     sample_every: int = 500  # steps between sample videos (0 disables)
     num_workers: int = 0  # DataLoader workers
@@ -168,22 +169,39 @@ def make_optimizer(params, config: TrainConfig, num_processes: int = 1):
 
 
 def make_ema(model: torch.nn.Module, config: TrainConfig, accelerator: Accelerator):
-    """diffusers' EMAModel over `model`'s parameters, registered for checkpointing; None when disabled."""
+    """diffusers' EMAModel over `model`'s parameters (their names kept for saving); None when disabled."""
     if config.ema_decay <= 0:
         return None
     from diffusers.training_utils import EMAModel
 
-    ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=config.ema_decay)
+    unwrapped = accelerator.unwrap_model(model)
+    ema = EMAModel(unwrapped.parameters(), decay=config.ema_decay)
+    ema.parameter_names = [name for name, _ in unwrapped.named_parameters()]
     ema.to(accelerator.device)
     return ema
 
 
+@contextlib.contextmanager
+def ema_weights(ema, model: torch.nn.Module):
+    """Run the block with the EMA weights in `model` (e.g. to sample), then put the training weights back."""
+    if ema is None:
+        yield model
+        return
+    params = list(model.parameters())
+    ema.store(params)
+    ema.copy_to(params)
+    try:
+        yield model
+    finally:
+        ema.restore(params)
+
+
 def save_ema(ema, folder: Path) -> None:
-    """EMA weights as safetensors (no pickle) plus its step counter."""
+    """EMA weights as safetensors under the model's own state_dict names, plus its step counter."""
     from safetensors.torch import save_file
 
     save_file(
-        {f"{i:05d}": p.detach().cpu().contiguous() for i, p in enumerate(ema.shadow_params)},
+        {name: p.detach().cpu().contiguous() for name, p in zip(ema.parameter_names, ema.shadow_params)},
         folder / "ema.safetensors",
     )
     (folder / "ema_state.json").write_text(json.dumps({"optimization_step": ema.optimization_step}))
@@ -192,13 +210,16 @@ def save_ema(ema, folder: Path) -> None:
 def load_ema(ema, folder: Path) -> None:
     from safetensors.torch import load_file
 
-    tensors = load_file(folder / "ema.safetensors")
-    if len(tensors) != len(ema.shadow_params):
+    file = folder / "ema.safetensors"
+    tensors = load_file(file)
+    missing = [name for name in ema.parameter_names if name not in tensors]
+    if missing or len(tensors) != len(ema.shadow_params):
         raise ValueError(
-            f"{folder}/ema.safetensors holds {len(tensors)} tensors, the model has {len(ema.shadow_params)}"
+            f"{file}: holds {len(tensors)} tensors that do not match the model's {len(ema.shadow_params)} "
+            f"parameters (missing {missing[:3]})"
         )
-    for i, shadow in enumerate(ema.shadow_params):
-        shadow.data.copy_(tensors[f"{i:05d}"])
+    for name, shadow in zip(ema.parameter_names, ema.shadow_params):
+        shadow.data.copy_(tensors[name])
     ema.optimization_step = json.loads((folder / "ema_state.json").read_text())["optimization_step"]
 
 
@@ -213,7 +234,8 @@ def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
 
 
 def save_checkpoint(accelerator: Accelerator, config: TrainConfig, step: int, ema=None) -> Path | None:
-    """save_state into a temporary folder, then rename; prune to `checkpoints_total_limit`."""
+    """save_state into a temporary folder, then rename once every rank has written; prune to
+    `checkpoints_total_limit` (0 keeps all), never deleting the checkpoint just written."""
     root = Path(config.output_dir) / "checkpoints"
     final = root / f"step-{step:07d}"
     tmp = root / f".tmp-step-{step:07d}"
@@ -221,15 +243,18 @@ def save_checkpoint(accelerator: Accelerator, config: TrainConfig, step: int, em
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.save_state(str(tmp), safe_serialization=True)  # every rank writes its own RNG state
+    accelerator.wait_for_everyone()  # ... and has finished before the folder is made final
     if accelerator.is_main_process:
         if ema is not None:
             save_ema(ema, tmp)
         (tmp / "trainer_state.json").write_text(json.dumps({"step": step}))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        for old in checkpoint_dirs(config.output_dir)[: -config.checkpoints_total_limit or None]:
-            shutil.rmtree(old, ignore_errors=True)
+        if config.checkpoints_total_limit > 0:
+            others = [p for p in checkpoint_dirs(config.output_dir) if p != final]
+            for old in others[: max(0, len(others) - (config.checkpoints_total_limit - 1))]:
+                shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
 
@@ -286,6 +311,17 @@ def log_videos(accelerator: Accelerator, tag: str, videos: torch.Tensor, step: i
 
 
 # ---------------------------------------------------------------------------- the loop
+def check_finite_loss(accelerator: Accelerator, loss: torch.Tensor, step: int) -> None:
+    """Raise on every rank if the loss is NaN/inf on any rank (one rank alone raising would hang the others)."""
+    bad = torch.tensor(float(not torch.isfinite(loss.detach()).item()), device=accelerator.device)
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, reduction="sum")
+    if bad.item() > 0:
+        raise FloatingPointError(
+            f"loss is not finite at step {step} (this rank: {loss.item()}); lower train.learning_rate?"
+        )
+
+
 def run_training_loop(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -302,7 +338,8 @@ def run_training_loop(
     """Optimizer steps `start_step`..`config.max_steps`: accumulate, clip, step, EMA, log, sample, checkpoint.
 
     `step_fn(batch, step)` returns (loss, logs, post_backward); `post_backward()` (or None) runs after the
-    backward pass, e.g. a discriminator update, and returns extra logs. `sample_fn(step)` runs on the main process.
+    backward pass, e.g. a discriminator update, and returns extra logs. `sample_fn(step)` runs on the main process
+    with the EMA weights loaded into the model.
     """
     step = start_step
     started = time.monotonic()
@@ -317,8 +354,7 @@ def run_training_loop(
         torch.manual_seed(((config.seed * 1_000_003 + step) * 64 + accelerator.process_index) * 1024 + micro)
         with accelerator.accumulate(model):
             loss, logs, post_backward = step_fn(batch, step)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower train.learning_rate?")
+            check_finite_loss(accelerator, loss, step)
             accelerator.backward(loss)
             if accelerator.sync_gradients and config.max_grad_norm > 0:
                 logs["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm))
@@ -340,7 +376,8 @@ def run_training_loop(
             )
         if sample_fn is not None and config.sample_every and step % config.sample_every == 0:
             if accelerator.is_main_process:
-                sample_fn(step)
+                with ema_weights(ema, accelerator.unwrap_model(model)):
+                    sample_fn(step)
             model.train()
         out_of_time = config.max_minutes > 0 and time.monotonic() - started > 60 * config.max_minutes
         out_of_time = out_of_time or step == config.stop_at_step

@@ -97,7 +97,8 @@ class DiffusionDecoder(nn.Module):
         self, noisy: torch.Tensor, x_det: torch.Tensor, features: torch.Tensor, sigma: torch.Tensor, step: torch.Tensor
     ) -> torch.Tensor:
         p = self.patch_size
-        emb = self.embed(torch.cat([timestep_embedding(sigma * 1000, 256), timestep_embedding(step * 1000, 256)], -1))
+        times = torch.cat([timestep_embedding(sigma * 1000, 256), timestep_embedding(step * 1000, 256)], -1)
+        emb = self.embed(times.to(self.embed[0].weight.dtype))
         h = rearrange(torch.cat([noisy, x_det], dim=1), "b c t (h p) (w q) -> b (c p q) t h w", p=p, q=p)
         h = self.conv_in(h)
         skips = []
@@ -163,9 +164,11 @@ class DiffusionDecoder(nn.Module):
         x_det: torch.Tensor,
         features: torch.Tensor,
         num_steps: int = 4,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> torch.Tensor:
-        """Pixel residual (B, 3, T, H, W) by `num_steps` Euler steps with diffusers' FlowMatchEulerDiscreteScheduler."""
+        """Pixel residual (B, 3, T, H, W) by `num_steps` Euler steps with diffusers' FlowMatchEulerDiscreteScheduler.
+
+        generator: one, or one per clip (clip i then gets the noise it would get alone with generator i)."""
         from diffusers import FlowMatchEulerDiscreteScheduler
         from diffusers.utils.torch_utils import randn_tensor
 

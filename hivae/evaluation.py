@@ -15,13 +15,27 @@ from .metrics import detail_ratio, foreground_psnr, psnr, ssim, temporal_consist
 
 
 @torch.no_grad()
-def reconstruct(model, videos: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
-    """Posterior-mean reconstructions of (N, 3, T, H, W) clips, in batches, clamped to [-1, 1]."""
+def reconstruct(
+    model,
+    videos: torch.Tensor,
+    batch_size: int = 8,
+    decoder_steps: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Posterior-mean reconstructions of (N, 3, T, H, W) clips, in batches, clamped to [-1, 1], float32 on the CPU.
+
+    decoder_steps / generator: steps and noise of a HiVAE diffusion decoder (None = its default steps).
+    """
     param = next(model.parameters())
-    outs = [
-        model(chunk.to(param.device, param.dtype)).sample.float().clamp(-1, 1).cpu()
-        for chunk in videos.split(batch_size)
-    ]
+    outs = []
+    for chunk in videos.split(batch_size):
+        x = chunk.to(param.device, param.dtype)
+        if getattr(model, "diffusion_decoder", None) is not None:
+            latent = model.encode(x).latent_dist.mode()
+            video = model.decode(latent, x.shape[2], num_inference_steps=decoder_steps, generator=generator).sample
+        else:
+            video = model(x).sample
+        outs.append(video.float().clamp(-1, 1).cpu())
     return torch.cat(outs)
 
 

@@ -35,3 +35,44 @@ class CheckedLoadMixin:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except OSError as err:  # safetensors reports a truncated or corrupt file as an OSError
             raise ValueError(f"{weights}: cannot be loaded ({err})") from err
+
+
+# environment variable that points the CLI, benchmarks and scripts at a pipeline folder
+CHECKPOINT_ENV = "HIVAE_CHECKPOINT"
+_SOURCE_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "hivae-shapes-64"
+
+
+def default_checkpoint() -> Path:
+    """The shipped pipeline folder: `$HIVAE_CHECKPOINT`, else `checkpoints/hivae-shapes-64` of a source checkout.
+
+    A non-editable install has no checkpoints folder beside the package: the error says where to point.
+    """
+    configured = os.environ.get(CHECKPOINT_ENV)
+    folder = Path(configured) if configured else _SOURCE_CHECKPOINT
+    if not (folder / "model_index.json").is_file():
+        where = f"${CHECKPOINT_ENV}={configured}" if configured else str(folder)
+        raise FileNotFoundError(
+            f"{where}: no shipped checkpoint there (model_index.json missing). The checkpoint lives in the source "
+            f"repository's checkpoints/hivae-shapes-64; pass --checkpoint PATH or set {CHECKPOINT_ENV}=PATH"
+        )
+    return folder
+
+
+def load_tokenizer(path: str | os.PathLike, **kwargs):
+    """A HiVAE or VideoVAE3D from its save_pretrained folder, or from the `vae/` of a pipeline folder, in eval mode.
+
+    `kwargs` go to `from_pretrained` (e.g. `torch_dtype`).
+    """
+    from . import TOKENIZERS
+
+    folder = Path(path)
+    if (folder / "vae" / "config.json").is_file():
+        folder = folder / "vae"
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder}: no config.json; expected a tokenizer or pipeline folder")
+    class_name = json.loads(config_file.read_text()).get("_class_name")
+    classes = {cls.__name__: cls for cls in TOKENIZERS.values()}
+    if class_name not in classes:
+        raise ValueError(f"{config_file}: holds a {class_name!r}, expected one of {sorted(classes)}")
+    return classes[class_name].from_pretrained(folder, **kwargs).eval()

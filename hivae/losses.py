@@ -80,7 +80,11 @@ class ReconstructionLoss(nn.Module):
         weight = weight / weight.mean()
         l1 = (weight * (recon - target).abs()).mean()
         l2 = (weight * (recon - target).pow(2)).mean()
-        ssim_loss = 1.0 - ssim(recon.clamp(-1, 1), target).mean() if c.ssim_weight > 0 else recon.new_zeros(())
+        ssim_loss = (
+            1.0 - ssim(recon.clamp(-1, 1), target, compute_dtype=recon.dtype).mean()
+            if c.ssim_weight > 0
+            else recon.new_zeros(())
+        )
         kl_loss = kl.float().mean()
         total = c.l1_weight * l1 + c.l2_weight * l2 + c.ssim_weight * ssim_loss + c.kl_weight * kl_loss
         logs = {"l1": l1.item(), "l2": l2.item(), "ssim_loss": ssim_loss.item(), "kl": kl_loss.item()}
@@ -89,7 +93,12 @@ class ReconstructionLoss(nn.Module):
             total = total + c.lpips_weight * perceptual
             logs["lpips"] = perceptual.item()
         if self.gan_active(step):
-            adversarial = -self.discriminator(recon).mean()
+            # the generator's term must not leave gradients in the discriminator (it accumulates its own)
+            self.discriminator.requires_grad_(False)
+            try:
+                adversarial = -self.discriminator(recon).mean()
+            finally:
+                self.discriminator.requires_grad_(True)
             total = total + c.gan_weight * adversarial
             logs["g_adv"] = adversarial.item()
         logs["loss"] = total.item()
@@ -98,7 +107,10 @@ class ReconstructionLoss(nn.Module):
     def gan_active(self, step: int) -> bool:
         return self.discriminator is not None and step >= self.config.gan_start_step
 
-    def discriminator_loss(self, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Hinge loss of the patch discriminator on real `target` vs detached `recon`."""
-        real, fake = self.discriminator(target.float()), self.discriminator(recon.detach().float())
+    def discriminator_loss(
+        self, recon: torch.Tensor, target: torch.Tensor, discriminator: nn.Module | None = None
+    ) -> torch.Tensor:
+        """Hinge loss of the patch discriminator (or its prepared / DDP wrapper) on real `target` vs detached `recon`."""
+        discriminator = discriminator or self.discriminator
+        real, fake = discriminator(target.float()), discriminator(recon.detach().float())
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()

@@ -28,16 +28,24 @@ def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device=None) -
 
 
 def ssim(
-    x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, window: int = 11, sigma: float = 1.5
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 2.0,
+    window: int = 11,
+    sigma: float = 1.5,
+    compute_dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     """Structural similarity per frame (Gaussian window, valid region, channels averaged), averaged -> `(B,)`.
+
+    compute_dtype: float64 for metrics; a training loss passes its own dtype (float64 is slow and has no gradient
+    kernels on some accelerators).
 
     Matches `skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
     channel_axis=...)` (scikit-image truncates its Gaussian at 3.5 sigma: 11 taps).
     """
     _check_pair(x, y)
     batch = x.shape[0]
-    x, y = (rearrange(v.double(), "b c t h w -> (b t c) 1 h w") for v in (x, y))
+    x, y = (rearrange(v.to(compute_dtype), "b c t h w -> (b t c) 1 h w") for v in (x, y))
     size = min(window, x.shape[-2], x.shape[-1])
     size -= 1 - size % 2  # odd
     kernel = _gaussian_window(size, sigma, x.dtype, x.device)

@@ -5,7 +5,9 @@
     HierarchicalLatent --LatentFusion--> (B, C, T, h, w) --PixelDecoder--> video (B, 3, T, H, W)
 
 Clips longer than `num_frames` are split into windows (`enable_tiling`), encoded independently, and blended with
-linear ramps where windows overlap. `enable_slicing` encodes/decodes one clip of the batch at a time.
+linear ramps where windows overlap; the latent records the video length and overlap, so decoding places every window
+at its true offset. `enable_slicing` encodes/decodes one clip of the batch at a time. `encode` and `decode` carry
+diffusers' forward hooks, so `enable_model_cpu_offload` moves the tokenizer to the GPU for them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils.accelerate_utils import apply_forward_hook
 
 from .decoder import LatentFusion, PixelDecoder
 from .diffusion_decoder import DiffusionDecoder
@@ -197,8 +200,12 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         parts = [self._encode_window(x[:, :, s : s + window]) for s in starts]
         return tuple(torch.cat(moments, dim=2) for moments in zip(*parts))
 
+    @apply_forward_hook
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> EncoderOutput | tuple:
-        """Video (B, 3, T, H, W) in [-1, 1] -> posterior over HierarchicalLatent (see `hivae.latents`)."""
+        """Video (B, 3, T, H, W) in [-1, 1] -> posterior over HierarchicalLatent (see `hivae.latents`).
+
+        A video longer than one window (tiling) gives a latent that records its length and the window overlap.
+        """
         check_video(x, "video", self.spatial_factor, self.config.in_channels)
         if self.use_slicing and x.shape[0] > 1:
             moments = [self._encode_moments(clip) for clip in x.split(1)]
@@ -206,7 +213,11 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         else:
             moments = self._encode_moments(x)
         s_mean, s_logvar, d_mean, d_logvar = moments
-        dist = HierarchicalLatentDistribution(DiagonalGaussian(s_mean, s_logvar), DiagonalGaussian(d_mean, d_logvar))
+        tiled = s_mean.shape[2] > self.config.num_queries
+        layout = {"num_frames": x.shape[2], "tile_overlap": self.tile_overlap} if tiled else {}
+        dist = HierarchicalLatentDistribution(
+            DiagonalGaussian(s_mean, s_logvar), DiagonalGaussian(d_mean, d_logvar), **layout
+        )
         return EncoderOutput(latent_dist=dist) if return_dict else (dist,)
 
     # ----------------------------------------------------------------- decode
@@ -234,20 +245,35 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
             video = video + self.diffusion_decoder.sample(video, features, steps, generator)
         return video
 
-    def _decode_one(self, latent: HierarchicalLatent, num_frames: int | None, steps: int, generator) -> torch.Tensor:
+    def window_layout(self, latent: HierarchicalLatent, num_frames: int | None = None) -> tuple[int, list[int]]:
+        """(video length, window start frames) of a latent: from the latent's own record, or `num_frames`."""
         c = self.config
         windows = self._check_latent(latent)
         if windows == 1:
-            return self._decode_window(latent, steps, generator)
-        overlap = self.tile_overlap or 0
-        total = num_frames or windows * c.num_frames - (windows - 1) * overlap
+            return c.num_frames, [0]
+        if num_frames is not None and latent.num_frames is not None and num_frames != latent.num_frames:
+            raise ValueError(f"num_frames={num_frames}, but the latent was encoded from {latent.num_frames} frames")
+        total = num_frames if num_frames is not None else latent.num_frames
+        overlap = latent.tile_overlap if latent.tile_overlap is not None else self.tile_overlap
+        if total is None or overlap is None:
+            raise ValueError(
+                f"the latent holds {windows} windows but does not record the video length and overlap (it was not "
+                "made by encode with tiling): pass num_frames= and call enable_tiling(overlap) as when encoding"
+            )
         starts = window_starts(total, c.num_frames, overlap)
         if len(starts) != windows:
             raise ValueError(
                 f"latent holds {windows} windows but {total} frames with overlap {overlap} need {len(starts)}"
             )
+        return total, starts
+
+    def _decode_one(self, latent: HierarchicalLatent, num_frames: int | None, steps: int, generator) -> torch.Tensor:
+        c = self.config
+        total, starts = self.window_layout(latent, num_frames)
+        if len(starts) == 1:
+            return self._decode_window(latent, steps, generator)
         clips = []
-        for index in range(windows):
+        for index in range(len(starts)):
             part = HierarchicalLatent(
                 latent.structure[:, :, index * c.num_queries : (index + 1) * c.num_queries],
                 latent.dynamics[:, :, index * c.num_frames : (index + 1) * c.num_frames],
@@ -255,23 +281,31 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
             clips.append(self._decode_window(part, steps, generator))
         return blend_windows(clips, starts, total)
 
+    @apply_forward_hook
     def decode(
         self,
         latent: HierarchicalLatent,
         num_frames: int | None = None,
         return_dict: bool = True,
         num_inference_steps: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> DecoderOutput | tuple:
         """HierarchicalLatent -> video (B, 3, T, H, W).
 
-        num_frames: length of a tiled video (default: exact fit). num_inference_steps: diffusion-decoder steps
-        (default `config.diffusion_steps`; 0 = deterministic decoder only). generator: its noise.
+        num_frames: length of a tiled video whose latent does not record it. num_inference_steps: diffusion-decoder
+        steps (default `config.diffusion_steps`; 0 = deterministic decoder only). generator: its noise; a list gives
+        clip i the noise of generator i (as a call on clip i alone with generator i would).
         """
         steps = self.config.diffusion_steps if num_inference_steps is None else num_inference_steps
+        if isinstance(generator, list) and len(generator) != latent.batch_size:
+            raise ValueError(f"got {len(generator)} generators for a batch of {latent.batch_size}")
         if self.use_slicing and latent.batch_size > 1:
+            gens = generator if isinstance(generator, list) else [generator] * latent.batch_size
             video = torch.cat(
-                [self._decode_one(latent[i : i + 1], num_frames, steps, generator) for i in range(latent.batch_size)]
+                [
+                    self._decode_one(latent[i : i + 1], num_frames, steps, gens[i])
+                    for i in range(latent.batch_size)
+                ]
             )
         else:
             video = self._decode_one(latent, num_frames, steps, generator)
@@ -305,16 +339,16 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
     def normalize_latent(self, latent: HierarchicalLatent) -> HierarchicalLatent:
         """(z - shift) / scale per part, using the statistics stored in the config."""
         c = self.config
-        return HierarchicalLatent(
-            (latent.structure - c.structure_shift) / c.structure_scale,
-            (latent.dynamics - c.dynamics_shift) / c.dynamics_scale,
+        return latent.replace(
+            structure=(latent.structure - c.structure_shift) / c.structure_scale,
+            dynamics=(latent.dynamics - c.dynamics_shift) / c.dynamics_scale,
         )
 
     def denormalize_latent(self, latent: HierarchicalLatent) -> HierarchicalLatent:
         c = self.config
-        return HierarchicalLatent(
-            latent.structure * c.structure_scale + c.structure_shift,
-            latent.dynamics * c.dynamics_scale + c.dynamics_shift,
+        return latent.replace(
+            structure=latent.structure * c.structure_scale + c.structure_shift,
+            dynamics=latent.dynamics * c.dynamics_scale + c.dynamics_shift,
         )
 
     def set_latent_statistics(self, latents: HierarchicalLatent) -> dict[str, float]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
-from hivae.cli import DEFAULT_CHECKPOINT
+from hivae.loading import default_checkpoint
 from hivae.data import MovingShapes, write_video
 from pipelines import HiVAEEditPipeline, HiVAEInterpolationPipeline, HiVAEVideoPipeline, frames_to_video
 
@@ -18,7 +18,7 @@ def side_by_side(frames_pt: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    pipe = HiVAEVideoPipeline.from_pretrained(DEFAULT_CHECKPOINT)
+    pipe = HiVAEVideoPipeline.from_pretrained(default_checkpoint())
     pipe.set_progress_bar_config(disable=True)
     prompts = [
         "a red circle moving left",

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hivae.cli import main
+from pipelines.cli import main
 from hivae.data import MovingShapes, VideoFolderDataset, write_video
 
 
@@ -28,7 +28,10 @@ def test_shipped_diffusion_decoder_swaps_in(tmp_path):
     """vae-diffusion is a stage 2 on the shipped tokenizer: with 0 decoder steps it decodes exactly like it."""
     import torch
 
-    from hivae.cli import DEFAULT_CHECKPOINT, load_pipeline
+    from hivae.loading import default_checkpoint
+    from pipelines.cli import load_pipeline
+
+    DEFAULT_CHECKPOINT = str(default_checkpoint())
 
     plain = load_pipeline(DEFAULT_CHECKPOINT)
     pipe = load_pipeline(DEFAULT_CHECKPOINT, vae=f"{DEFAULT_CHECKPOINT}/vae-diffusion")

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 from torch.utils.data import Dataset
 
-from .folder import HFVideoDataset, VideoFolderDataset, collate_clips, read_metadata
+from .folder import SPLITS, HFVideoDataset, VideoFolderDataset, collate_clips, eval_files, read_metadata, split_indices
 from .shapes import COLOURS, MOTIONS, SHAPES, MovingShapes, caption, class_attributes, class_id, class_names
 from .transforms import frames_to_tensor, resize_center_crop, tensor_to_frames
 from .video_io import VideoInfo, VideoReadError, clip_indices, read_video, video_info, write_video
@@ -16,6 +16,7 @@ __all__ = [
     "COLOURS",
     "MOTIONS",
     "SHAPES",
+    "SPLITS",
     "DataConfig",
     "HFVideoDataset",
     "MovingShapes",
@@ -28,11 +29,13 @@ __all__ = [
     "class_id",
     "class_names",
     "clip_indices",
+    "eval_files",
     "collate_clips",
     "frames_to_tensor",
     "read_metadata",
     "read_video",
     "resize_center_crop",
+    "split_indices",
     "tensor_to_frames",
     "video_info",
     "write_video",
@@ -52,12 +55,23 @@ class DataConfig:
     seed: int = 0  # shapes: base seed (items depend on (seed, index) only)
     second_object_prob: float = 0.0  # shapes: chance of a second object
     backgrounds: tuple[str, ...] = ("black",)  # shapes: background kinds
+    eval_fraction: float = 0.1  # folder/hf: share of video files held out for evaluation (split by file)
 
 
-def build_dataset(config: DataConfig, **overrides) -> Dataset:
-    """Dataset from a `DataConfig`; `overrides` replace its fields (e.g. `seed=1` for a held-out split)."""
+# seed offset of the held-out shapes clips: another (seed, index) stream than training's
+EVAL_SEED_OFFSET = 1
+
+
+def build_dataset(config: DataConfig, split: str = "train", **overrides) -> Dataset:
+    """Dataset from a `DataConfig`; `overrides` replace its fields (e.g. `sampling="center"`).
+
+    split: "train" or "eval". Files (folder / hf) are split by `eval_files`, so no evaluation clip comes from a
+    training video; shapes clips of "eval" come from seed + EVAL_SEED_OFFSET. "all" uses every file.
+    """
     from dataclasses import replace
 
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     config = replace(config, **overrides)
     clip_options = dict(
         num_frames=config.num_frames,
@@ -71,14 +85,15 @@ def build_dataset(config: DataConfig, **overrides) -> Dataset:
             num_samples=config.num_samples,
             num_frames=config.num_frames,
             size=config.size,
-            seed=config.seed,
+            seed=config.seed + (EVAL_SEED_OFFSET if split == "eval" else 0),
             second_object_prob=config.second_object_prob,
             backgrounds=config.backgrounds,
         )
     if config.root is None:
         raise ValueError(f"data.root is required for data.source={config.source!r}")
+    split_options = dict(split=split, eval_fraction=config.eval_fraction)
     if config.source == "folder":
-        return VideoFolderDataset(config.root, **clip_options)
+        return VideoFolderDataset(config.root, **split_options, **clip_options)
     import datasets
 
-    return HFVideoDataset(datasets.load_from_disk(config.root), root=config.root, **clip_options)
+    return HFVideoDataset(datasets.load_from_disk(config.root), root=config.root, **split_options, **clip_options)

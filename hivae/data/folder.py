@@ -7,6 +7,7 @@ A folder holds videos and a `metadata.jsonl` (or `metadata.csv`) whose rows have
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -55,6 +56,37 @@ def read_metadata(root: Path) -> list[dict[str, Any]]:
             except (TypeError, ValueError):
                 raise ValueError(f"{source}: row {row_no} label {row['label']!r} is not an integer")
     return rows
+
+
+SPLITS = ("train", "eval", "all")
+
+
+def eval_files(file_names: Sequence[str], eval_fraction: float) -> set[str]:
+    """The video files held out for evaluation: about `eval_fraction` of the distinct files, chosen by a hash of the
+    file name (stable when files are added), at least one when 0 < eval_fraction and there are two or more files.
+    All clips of a file land on the same side, so evaluation never sees a training video."""
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    names = sorted(set(file_names))
+    if eval_fraction == 0 or len(names) < 2:
+        return set()
+    score = {n: int(hashlib.sha1(n.encode()).hexdigest()[:8], 16) / 16**8 for n in names}
+    held = {n for n in names if score[n] < eval_fraction}
+    if not held:
+        held = {min(names, key=score.get)}
+    if len(held) == len(names):
+        held.discard(max(held, key=score.get))
+    return held
+
+
+def split_indices(file_names: Sequence[str], eval_fraction: float, split: str) -> list[int]:
+    """Indices of the rows of `split` ("train", "eval" or "all") under `eval_files`."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "all":
+        return list(range(len(file_names)))
+    held = eval_files(file_names, eval_fraction)
+    return [i for i, name in enumerate(file_names) if (name in held) == (split == "eval")]
 
 
 class _ClipDataset(Dataset, ABC):
@@ -125,16 +157,22 @@ class VideoFolderDataset(_ClipDataset):
     """Videos in `root` with optional `metadata.jsonl`/`metadata.csv` (`file_name`, `text`, `label`).
 
     Items: `video` float `(3, T, H, W)` in [-1, 1], `file_name`, and `text`/`label` where the metadata has them.
+    split: "all" (default), or "train" / "eval" of a split by file (`eval_files` with `eval_fraction`).
     """
 
-    def __init__(self, root: str | os.PathLike, **clip_options):
+    def __init__(
+        self, root: str | os.PathLike, split: str = "all", eval_fraction: float = 0.0, **clip_options
+    ):
         super().__init__(**clip_options)
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: video folder does not exist")
-        self.rows = read_metadata(self.root)
-        if not self.rows:
+        rows = read_metadata(self.root)
+        if not rows:
             raise ValueError(f"{self.root}: no videos found (extensions {VIDEO_EXTENSIONS}) and no metadata rows")
+        self.rows = [rows[i] for i in split_indices([r["file_name"] for r in rows], eval_fraction, split)]
+        if not self.rows:
+            raise ValueError(f"{self.root}: the {split!r} split (eval_fraction={eval_fraction}) holds no videos")
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -153,9 +191,18 @@ class HFVideoDataset(_ClipDataset):
         dataset: the Hugging Face dataset.
         video_column: column with a path to the video file (`file_name` or `video` by default).
         root: folder that relative paths are resolved against.
+        split, eval_fraction: as for `VideoFolderDataset` (split by the video path column).
     """
 
-    def __init__(self, dataset, video_column: str | None = None, root: str | os.PathLike = ".", **clip_options):
+    def __init__(
+        self,
+        dataset,
+        video_column: str | None = None,
+        root: str | os.PathLike = ".",
+        split: str = "all",
+        eval_fraction: float = 0.0,
+        **clip_options,
+    ):
         super().__init__(**clip_options)
         columns = list(dataset.column_names)
         if video_column is None:
@@ -165,15 +212,21 @@ class HFVideoDataset(_ClipDataset):
         if "text" not in columns and "label" not in columns:
             raise ValueError(f"dataset needs a 'text' and/or 'label' column (columns: {columns})")
         self.dataset, self.video_column, self.root = dataset, video_column, Path(root)
+        if split != "all":
+            paths = [self._path_value(v) for v in dataset[video_column]]
+            self.dataset = dataset.select(split_indices(paths, eval_fraction, split))
+            if len(self.dataset) == 0:
+                raise ValueError(f"the {split!r} split (eval_fraction={eval_fraction}) holds no videos")
+
+    @staticmethod
+    def _path_value(value) -> str:
+        return str(value.get("path") if isinstance(value, dict) else value)  # datasets' Video feature: {"path": ..}
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def _video_path(self, index: int) -> str:
-        value = self.dataset[index][self.video_column]
-        if isinstance(value, dict):  # datasets' Video feature decoded lazily: {"path": ...}
-            value = value.get("path")
-        return str(self.root / str(value))
+        return str(self.root / self._path_value(self.dataset[index][self.video_column]))
 
     def _row(self, index: int) -> dict[str, Any]:
         return self.dataset[index]

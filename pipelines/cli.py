@@ -11,29 +11,33 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_CHECKPOINT = str(Path(__file__).resolve().parents[1] / "checkpoints" / "hivae-shapes-64")
+from .pipeline_hivae_video import frames_to_video
 
 
 # ---------------------------------------------------------------------------- helpers
-def load_tokenizer(path: str):
-    """A HiVAE or VideoVAE3D from its save_pretrained folder, or the `vae/` of a pipeline folder."""
-    from hivae import TOKENIZERS
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16"}
 
-    folder = Path(path)
-    if (folder / "vae" / "config.json").is_file():
-        folder = folder / "vae"
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{folder}: no config.json; expected a tokenizer or pipeline folder")
-    class_name = json.loads(config_file.read_text()).get("_class_name")
-    classes = {cls.__name__: cls for cls in TOKENIZERS.values()}
-    if class_name not in classes:
-        raise ValueError(f"{config_file}: holds a {class_name!r}, expected one of {sorted(classes)}")
-    return classes[class_name].from_pretrained(folder).eval()
+
+def _device(args) -> str:
+    import torch
+
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _dtype(args):
+    import torch
+
+    return getattr(torch, DTYPES[args.dtype])
+
+
+def _checkpoint(args) -> str:
+    from hivae.loading import default_checkpoint
+
+    return str(args.checkpoint or default_checkpoint())
 
 
 def load_clips(args, model) -> tuple[list, list[str]]:
-    """Clips (3, T, H, W) from --input (file or videofolder) or --synthetic N, at the model's clip size."""
+    """Clips (3, T, H, W) from --input (file or videofolder) or synthetic shapes (--num, --seed), at the model's size."""
     from hivae.data import MovingShapes, VideoFolderDataset, read_video
 
     frames, size = model.config.num_frames, model.config.sample_size
@@ -48,18 +52,20 @@ def load_clips(args, model) -> tuple[list, list[str]]:
     return [dataset[i]["video"] for i in range(len(dataset))], [f"shapes_{i:04d}" for i in range(len(dataset))]
 
 
-def load_pipeline(path: str, cls_name: str = "HiVAEVideoPipeline", vae: str | None = None):
-    """A pipeline folder, optionally with another trained tokenizer (e.g. one with a diffusion decoder) as its vae."""
+def load_pipeline(path: str, cls_name: str = "HiVAEVideoPipeline", vae: str | None = None, device=None, dtype=None):
+    """A pipeline folder, optionally with another trained tokenizer (e.g. one with a diffusion decoder) as its vae,
+    moved to `device` in `dtype`."""
     import pipelines
+    from hivae.loading import load_tokenizer
 
-    components = {"vae": load_tokenizer(vae)} if vae else {}
-    return getattr(pipelines, cls_name).from_pretrained(path, **components)
+    kwargs = {} if dtype is None else {"torch_dtype": dtype}
+    components = {"vae": load_tokenizer(vae, **kwargs)} if vae else {}
+    pipe = getattr(pipelines, cls_name).from_pretrained(path, **components, **kwargs)
+    return pipe.to(device) if device is not None else pipe
 
 
-def frames_to_video(frames):
-    from pipelines import frames_to_video as convert
-
-    return convert(frames)
+def _pipeline(args, cls_name: str = "HiVAEVideoPipeline"):
+    return load_pipeline(_checkpoint(args), cls_name, args.vae, _device(args), _dtype(args))
 
 
 def _save(video, out: Path, stem: str, gif: bool, fps: int) -> list[Path]:
@@ -75,18 +81,25 @@ def _save(video, out: Path, stem: str, gif: bool, fps: int) -> list[Path]:
 def _generator(seed: int):
     import torch
 
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(seed)  # CPU noise: the same video on any device, up to numerics
 
 
-def _common_generation_args(p) -> None:
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="pipeline folder (default: shipped checkpoint)")
+def _runtime_args(p) -> None:
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="weights and compute dtype")
+
+
+def _common_generation_args(p, video_output: bool = True) -> None:
+    p.add_argument("--checkpoint", default=None, help="pipeline folder (default: the shipped checkpoint)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps")
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=int, default=8)
     p.add_argument("--out", default="outputs", help="output folder")
     p.add_argument("--vae", default=None, help="use this tokenizer folder instead of the pipeline's (same latents)")
     p.add_argument("--decoder-steps", type=int, default=None, help="diffusion-decoder steps (tokenizers with one)")
+    if video_output:
+        p.add_argument("--fps", type=int, default=8, help="frame rate of the written videos")
+    _runtime_args(p)
 
 
 # ---------------------------------------------------------------------------- generate
@@ -95,6 +108,7 @@ def _add_generate(sub) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--prompt", action="append", help="text prompt (repeat for several)")
     group.add_argument("--class", dest="classes", action="append", help="class id or name, e.g. 'red circle left'")
+    p.add_argument("--negative-prompt", default=None, help="text for the unconditional branch of guidance")
     p.add_argument("--num", type=int, default=1, help="videos per prompt/class")
     p.add_argument("--no-gif", action="store_true", help="write mp4 only")
     _common_generation_args(p)
@@ -113,7 +127,7 @@ def _parse_class(value: str) -> int:
 
 
 def _run_generate(args) -> None:
-    pipe = load_pipeline(args.checkpoint, vae=args.vae)
+    pipe = _pipeline(args)
     condition = {}
     if args.classes:
         condition["class_labels"] = [_parse_class(c) for c in args.classes]
@@ -121,10 +135,12 @@ def _run_generate(args) -> None:
         condition["prompt"] = args.prompt or ["a red circle moving left"]
     frames = pipe(
         **condition,
+        negative_prompt=args.negative_prompt,
         num_inference_steps=args.steps,
         guidance_scale=args.guidance,
         num_videos_per_prompt=args.num,
         generator=_generator(args.seed),
+        decoder_steps=args.decoder_steps,
         output_type="pt",
     ).frames  # (B, T, 3, H, W) in [0, 1]
     names = condition.get("prompt") or [f"class{c}" for c in condition["class_labels"]]
@@ -143,12 +159,14 @@ def _add_reconstruct(sub) -> None:
         ("eval", "reconstruction metrics (PSNR, SSIM, temporal consistency) and compression ratio"),
     ):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--tokenizer", default=DEFAULT_CHECKPOINT, help="tokenizer or pipeline folder")
+        p.add_argument("--tokenizer", default=None, help="tokenizer or pipeline folder (default: shipped checkpoint)")
         p.add_argument("--input", help="a video file or a videofolder (default: synthetic shapes)")
         p.add_argument("--num", type=int, default=16, help="clips to use (folder or synthetic)")
-        p.add_argument("--seed", type=int, default=1, help="seed of the synthetic clips")
+        p.add_argument("--seed", type=int, default=1, help="seed of the synthetic clips and of a diffusion decoder")
+        p.add_argument("--decoder-steps", type=int, default=None, help="diffusion-decoder steps (tokenizers with one)")
         p.add_argument("--out", default=f"outputs/{name}", help="output folder")
-        p.add_argument("--fps", type=int, default=8)
+        p.add_argument("--fps", type=int, default=8, help="frame rate of the written videos")
+        _runtime_args(p)
         p.set_defaults(run=_run_reconstruct, write_videos=name == "reconstruct")
 
 
@@ -156,21 +174,21 @@ def _run_reconstruct(args) -> None:
     import torch
 
     from hivae.evaluation import reconstruct, reconstruction_metrics
+    from hivae.loading import default_checkpoint, load_tokenizer
 
-    model = load_tokenizer(args.tokenizer)
+    model = load_tokenizer(args.tokenizer or default_checkpoint(), torch_dtype=_dtype(args)).to(_device(args))
     clips, names = load_clips(args, model)
     videos = torch.stack(clips)
-    recon = reconstruct(model, videos)
+    recon = reconstruct(model, videos, decoder_steps=args.decoder_steps, generator=_generator(args.seed))
     metrics = reconstruction_metrics(recon, videos)
     metrics |= {"compression_ratio": model.compression_ratio, "compression_percent": 100 / model.compression_ratio}
     metrics["num_clips"] = len(clips)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shown = len(names) if args.write_videos else min(4, len(names))  # eval writes a few examples
-    if shown:
-        for name, target, pred in list(zip(names, videos, recon))[:shown]:
-            path = _save(torch.cat([target, pred], dim=3), out, Path(name).stem + "_recon", False, args.fps)[0]
-            print(f"wrote {path.resolve()}  (left: input, right: reconstruction)")
+    for name, target, pred in list(zip(names, videos, recon))[:shown]:
+        path = _save(torch.cat([target, pred], dim=3), out, Path(name).stem + "_recon", False, args.fps)[0]
+        print(f"wrote {path.resolve()}  (left: input, right: reconstruction)")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     width = max(map(len, metrics))
     for key, value in metrics.items():
@@ -198,7 +216,7 @@ def _read_for(pipe, path: str):
 
 
 def _run_interpolate(args) -> None:
-    pipe = load_pipeline(args.checkpoint, "HiVAEInterpolationPipeline", args.vae)
+    pipe = _pipeline(args, "HiVAEInterpolationPipeline")
     if args.video_a or args.video_b:
         if not (args.video_a and args.video_b):
             raise ValueError("give both --video-a and --video-b")
@@ -215,6 +233,7 @@ def _run_interpolate(args) -> None:
         num_inference_steps=args.steps,
         guidance_scale=args.guidance,
         generator=_generator(args.seed),
+        decoder_steps=args.decoder_steps,
         output_type="pt",
     )
     out = Path(args.out)
@@ -228,6 +247,7 @@ def _add_edit(sub) -> None:
     p.add_argument("--video", required=True, help="source video (its structure is kept for motion transfer)")
     p.add_argument("--motion-from", help="motion transfer: take the dynamics latent of this video")
     p.add_argument("--prompt", help="prompt-guided edit: regenerate --part under this prompt")
+    p.add_argument("--negative-prompt", default=None, help="prompt-guided edit: unconditional text of guidance")
     p.add_argument("--part", choices=["structure", "dynamics"], default="dynamics")
     p.add_argument("--strength", type=float, default=0.8, help="re-noising strength in (0, 1]")
     _common_generation_args(p)
@@ -239,20 +259,28 @@ def _run_edit(args) -> None:
 
     if bool(args.motion_from) == bool(args.prompt):
         raise ValueError("give exactly one of --motion-from (motion transfer) or --prompt (prompt-guided edit)")
-    pipe = load_pipeline(args.checkpoint, "HiVAEEditPipeline", args.vae)
+    pipe = _pipeline(args, "HiVAEEditPipeline")
     source = _read_for(pipe, args.video)
     if args.motion_from:
-        result = pipe.motion_transfer(source, _read_for(pipe, args.motion_from), output_type="pt")
+        result = pipe.motion_transfer(
+            source,
+            _read_for(pipe, args.motion_from),
+            decoder_steps=args.decoder_steps,
+            generator=_generator(args.seed),
+            output_type="pt",
+        )
         stem = f"{Path(args.video).stem}_motion_from_{Path(args.motion_from).stem}"
     else:
         result = pipe(
             source,
             prompt=args.prompt,
+            negative_prompt=args.negative_prompt,
             part=args.part,
             strength=args.strength,
             num_inference_steps=args.steps,
             guidance_scale=args.guidance,
             generator=_generator(args.seed),
+            decoder_steps=args.decoder_steps,
             output_type="pt",
         )
         stem = f"{Path(args.video).stem}_edit_{args.part}"
@@ -267,24 +295,27 @@ def _add_eval_generation(sub) -> None:
     p.add_argument("--num-prompts", type=int, default=90, help="prompts from the class table (90 = all)")
     p.add_argument("--per-prompt", type=int, default=2, help="videos per prompt")
     p.add_argument("--condition", choices=["text", "class"], default="text")
-    p.add_argument("--batch-size", type=int, default=32)
-    _common_generation_args(p)
+    p.add_argument("--batch-size", type=int, default=32, help="videos per pipeline call")
+    _common_generation_args(p, video_output=False)
     p.set_defaults(run=_run_eval_generation)
 
 
 def _run_eval_generation(args) -> None:
     import torch
 
-    from hivae.data import caption, class_attributes
+    from hivae.data import caption, class_attributes, class_names
     from hivae.shape_detector import attribute_accuracy
 
-    pipe = load_pipeline(args.checkpoint, vae=args.vae)
+    if not 1 <= args.num_prompts <= len(class_names()):
+        raise ValueError(f"--num-prompts must be in [1, {len(class_names())}], got {args.num_prompts}")
+    pipe = _pipeline(args)
     pipe.set_progress_bar_config(disable=True)
-    labels = torch.linspace(0, 89, args.num_prompts).round().long().tolist()
+    labels = torch.linspace(0, len(class_names()) - 1, args.num_prompts).round().long().tolist()
     targets, videos = [], []
     generator = _generator(args.seed)
-    for start in range(0, len(labels), max(1, args.batch_size // args.per_prompt)):
-        chunk = labels[start : start + max(1, args.batch_size // args.per_prompt)]
+    per_call = max(1, args.batch_size // args.per_prompt)
+    for start in range(0, len(labels), per_call):
+        chunk = labels[start : start + per_call]
         condition = (
             {"prompt": [caption(*class_attributes(c)) for c in chunk]}
             if args.condition == "text"
@@ -296,6 +327,7 @@ def _run_eval_generation(args) -> None:
             guidance_scale=args.guidance,
             num_videos_per_prompt=args.per_prompt,
             generator=generator,
+            decoder_steps=args.decoder_steps,
             output_type="pt",
         ).frames
         videos.append(frames_to_video(frames))
@@ -306,6 +338,8 @@ def _run_eval_generation(args) -> None:
         "num_videos": len(targets),
         "steps": args.steps,
         "guidance_scale": args.guidance,
+        "decoder_steps": args.decoder_steps,
+        "seed": args.seed,
         "accuracy": accuracy,
     }
     out = Path(args.out)

