@@ -4,9 +4,10 @@ from diffusers.utils import export_to_video
 
 from .editing import HiVAEEditOutput, HiVAEEditPipeline
 from .interpolation import HiVAEInterpolationOutput, HiVAEInterpolationPipeline, interpolate_latents, lerp, slerp
-from .pipeline_hivae_video import HiVAEPipelineOutput, HiVAEVideoPipeline, frames_to_video, postprocess_video
+from .pipeline_hivae_video import FLOW_SCHEDULERS, HiVAEPipelineOutput, HiVAEVideoPipeline, frames_to_video
 
 __all__ = [
+    "FLOW_SCHEDULERS",
     "HiVAEEditOutput",
     "HiVAEEditPipeline",
     "HiVAEInterpolationOutput",
@@ -17,6 +18,5 @@ __all__ = [
     "frames_to_video",
     "interpolate_latents",
     "lerp",
-    "postprocess_video",
     "slerp",
 ]

