@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from hivae import HierarchicalLatent, HiVAE, VideoVAE3D
-from hivae.model import blend_windows, window_starts
+from hivae.model import window_starts
 
 from .conftest import TINY_HIVAE
 
@@ -53,18 +53,6 @@ def test_save_load_roundtrip(tiny_hivae, tmp_path):
     assert loaded.config.structure_shift == 0.5 and loaded.config.dynamics_scale == 2.0
 
 
-def test_expected_output_slice():
-    torch.manual_seed(0)
-    model = HiVAE(**TINY_HIVAE).eval()
-    with torch.no_grad():
-        out = model(_video(1)).sample
-    expected = torch.tensor(EXPECTED_SLICE)
-    assert torch.allclose(out[0, 0, 0, 0, :4], expected, atol=1e-3), out[0, 0, 0, 0, :4].tolist()
-
-
-EXPECTED_SLICE = [0.0322, -0.1090, -0.2323, -0.0364]
-
-
 def test_normalize_denormalize_roundtrip(tiny_hivae):
     latent = tiny_hivae.encode(_video()).latent_dist.mode()
     stats = tiny_hivae.set_latent_statistics(latent)
@@ -75,37 +63,74 @@ def test_normalize_denormalize_roundtrip(tiny_hivae):
     assert set(stats) == {"structure_shift", "structure_scale", "dynamics_shift", "dynamics_scale"}
 
 
-def test_tiling_matches_untiled(tiny_hivae):
-    clip = _video(1, 8)
+def _window_decode(model, clip):
+    """Decode of one window encoded alone (tiling off)."""
+    model.disable_tiling()
     with torch.no_grad():
-        plain = tiny_hivae(clip).sample
-        tiny_hivae.enable_tiling(overlap=0)
-        assert torch.allclose(tiny_hivae(clip).sample, plain, atol=1e-6)  # one window: identical
-        long = _video(1, 16, seed=1)
-        halves = torch.cat(
-            [tiny_hivae.disable_tiling() or tiny_hivae(long[:, :, s : s + 8]).sample for s in (0, 8)], 2
-        )
-        tiny_hivae.enable_tiling(overlap=0)
-        assert torch.allclose(tiny_hivae(long).sample, halves, atol=1e-5)
-        tiny_hivae.enable_tiling(overlap=3)
-        odd = _video(1, 13, seed=2)
-        out = tiny_hivae(odd)
-        assert out.sample.shape == (1, 3, 13, 16, 16)
-        assert out.latent.structure.shape[2] == 2 * 2  # windows [0, 8) and [5, 13)
+        return model.decode(model.encode(clip).latent_dist.mode()).sample
+
+
+@pytest.mark.parametrize("length", [8, 9, 12, 15, 17, 30])
+@pytest.mark.parametrize("overlap", [0, 1, 3, 4, 7])
+def test_tiled_decode_has_the_encoded_length_and_true_window_offsets(tiny_hivae, length, overlap):
+    """A tiled latent decodes to exactly the encoded length; outside overlaps every frame is its window's own decode
+    at that window's true offset; inside an overlap it cross-fades from the earlier window to the later one."""
+    clip = _video(1, length, seed=length)
+    tiny_hivae.enable_tiling(overlap=overlap)
+    with torch.no_grad():
+        latent = tiny_hivae.encode(clip).latent_dist.mode()
+        out = tiny_hivae.decode(latent).sample
+    assert out.shape == (1, 3, length, 16, 16)
+    starts = window_starts(length, 8, overlap)
+    windows = [_window_decode(tiny_hivae, clip[:, :, s : s + 8]) for s in starts]
+    owner = [[k for k, s in enumerate(starts) if s <= f < s + 8] for f in range(length)]
+    for frame, owners in enumerate(owner):
+        got = out[:, :, frame]
+        if len(owners) == 1:
+            k = owners[0]
+            torch.testing.assert_close(got, windows[k][:, :, frame - starts[k]], atol=1e-5, rtol=0)
+        else:  # a mix of the overlapping windows' decodes of this frame
+            decodes = torch.stack([windows[k][:, :, frame - starts[k]] for k in owners])
+            assert ((got >= decodes.amin(0) - 1e-5) & (got <= decodes.amax(0) + 1e-5)).all()
+    for k in range(1, len(starts)):  # the mix moves monotonically from window k-1 to window k across the overlap
+        shared = [f for f in range(length) if owner[f] == [k - 1, k]]
+        weights = []
+        for f in shared:
+            a, b = windows[k - 1][:, :, f - starts[k - 1]], windows[k][:, :, f - starts[k]]
+            weights.append((((out[:, :, f] - a) * (b - a)).sum() / (b - a).pow(2).sum()).item())
+        assert all(0 < w < 1 for w in weights) and weights == sorted(weights)
+
+
+def test_tiled_latent_records_its_layout_and_untracked_ones_fail_clearly(tiny_hivae):
+    clip = _video(1, 30, seed=3)
+    tiny_hivae.enable_tiling(overlap=4)
+    with torch.no_grad():
+        latent = tiny_hivae.encode(clip).latent_dist.mode()
+        assert (latent.num_frames, latent.tile_overlap) == (30, 4)
+        tiny_hivae.enable_tiling(overlap=2)  # decoding follows the latent's own overlap, not the current setting
+        assert tiny_hivae.decode(latent).sample.shape[2] == 30
+        bare = HierarchicalLatent(latent.structure, latent.dynamics)
         tiny_hivae.disable_tiling()
-        first = tiny_hivae(odd[:, :, :8]).sample
-        last = tiny_hivae(odd[:, :, 5:]).sample
-    assert torch.allclose(out.sample[:, :, :5], first[:, :, :5], atol=1e-5)
-    assert torch.allclose(out.sample[:, :, 8:], last[:, :, 3:], atol=1e-5)
+        with pytest.raises(ValueError, match="does not record the video length"):
+            tiny_hivae.decode(bare)
+        tiny_hivae.enable_tiling(overlap=4)
+        assert tiny_hivae.decode(bare, num_frames=30).sample.shape[2] == 30
+        with pytest.raises(ValueError, match="num_frames=29, but the latent was encoded from 30"):
+            tiny_hivae.decode(latent, num_frames=29)
+        with pytest.raises(ValueError, match="holds 7 windows but 20 frames with overlap 4 need 4"):
+            tiny_hivae.decode(bare, num_frames=20)
+        one = tiny_hivae.encode(clip[:, :, :8]).latent_dist.mode()
+        assert one.num_frames is None  # a single window needs no layout
 
 
-def test_window_helpers():
+def test_window_starts_cover_the_video():
     assert window_starts(16, 8, 0) == [0, 8]
     assert window_starts(20, 8, 2) == [0, 6, 12]
+    assert window_starts(30, 16, 4) == [0, 12, 14]
     with pytest.raises(ValueError, match="need at least num_frames=8"):
         window_starts(5, 8, 0)
-    ones = [torch.ones(1, 1, 8, 1, 1)] * 2
-    assert torch.allclose(blend_windows(ones, [0, 4], 12), torch.ones(1, 1, 12, 1, 1))
+    with pytest.raises(ValueError, match="overlap must be in"):
+        window_starts(16, 8, 8)
 
 
 def test_slicing_matches_batched(tiny_hivae):
