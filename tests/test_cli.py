@@ -1,9 +1,11 @@
 import json
+from pathlib import Path
 
 import pytest
+import torch
 
 from pipelines.cli import main
-from hivae.data import MovingShapes, VideoFolderDataset, write_video
+from hivae.data import MovingShapes, VideoFolderDataset, read_video, write_video
 
 
 def test_cli_shapes_writes_a_videofolder(tmp_path, capsys):
@@ -14,129 +16,150 @@ def test_cli_shapes_writes_a_videofolder(tmp_path, capsys):
     assert VideoFolderDataset(tmp_path / "s", num_frames=16)[1]["label"] == rows[1]["label"]
 
 
-def test_cli_generate_with_shipped_checkpoint(tmp_path, capsys):
-    assert main(["generate", "--prompt", "a red circle moving left", "--steps", "2", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert (
-        "a_red_circle_moving_left_seed0_0.mp4" in out and (tmp_path / "a_red_circle_moving_left_seed0_0.gif").is_file()
-    )
-    assert main(["generate", "--class", "blue square up", "--steps", "2", "--no-gif", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "class42_seed0_0.mp4").is_file()
+@pytest.fixture
+def tiny_checkpoint(tiny_pipeline, tmp_path):
+    """The tiny pipeline (woken up, so every setting changes its output) and a tiny diffusion-decoder tokenizer."""
+    from hivae import HiVAE
+
+    from .conftest import TINY_HIVAE
+
+    dit = tiny_pipeline.transformer
+    for layer in [b.modulation[-1] for b in dit.blocks] + [dit.structure_out.linear, dit.dynamics_out.linear]:
+        torch.nn.init.normal_(layer.weight, std=0.1)
+    tiny_pipeline.save_pretrained(tmp_path / "pipe")
+    torch.manual_seed(1)
+    vae = HiVAE(**TINY_HIVAE, decoder_type="diffusion", diffusion_channels=8)
+    torch.nn.init.normal_(vae.diffusion_decoder.conv_out[-1].weight, std=0.05)
+    vae.save_pretrained(tmp_path / "vae-diffusion")
+    return tmp_path
 
 
-def test_shipped_diffusion_decoder_swaps_in(tmp_path):
+def _generate(root, out, *extra):
+    argv = ["generate", "--checkpoint", str(root / "pipe"), "--steps", "2", "--no-gif", "--out", str(out), *extra]
+    assert main(argv) == 0
+    return {p.name: read_video(p, 8) for p in sorted(Path(out).glob("*.mp4"))}
+
+
+@pytest.mark.parametrize(
+    "base,changed",
+    [
+        (["--seed", "1"], ["--seed", "2"]),
+        (["--steps", "2"], ["--steps", "4"]),
+        (["--guidance", "1"], ["--guidance", "6"]),
+        (["--prompt", "a red circle moving left"], ["--prompt", "a blue square moving up"]),
+        (["--class", "3"], ["--class", "40"]),
+        (["--negative-prompt", "blurry"], ["--negative-prompt", "a green triangle"]),
+        (["--vae", "{root}/vae-diffusion", "--decoder-steps", "1"], ["--vae", "{root}/vae-diffusion", "--decoder-steps", "8"]),
+        ([], ["--vae", "{root}/vae-diffusion", "--decoder-steps", "1"]),
+        (["--dtype", "float32"], ["--dtype", "bfloat16"]),
+    ],
+)
+def test_cli_generate_every_option_reaches_the_video(tiny_checkpoint, tmp_path, base, changed):
+    """Same options = the same video; changing one option changes it (so it reached the code it names)."""
+    fill = lambda args: [a.format(root=tiny_checkpoint) for a in args]  # noqa: E731
+    first = _generate(tiny_checkpoint, tmp_path / "a", *fill(base))
+    again = _generate(tiny_checkpoint, tmp_path / "b", *fill(base))
+    other = _generate(tiny_checkpoint, tmp_path / "c", *fill(changed))
+    assert len(first) == len(again) == len(other) == 1
+    (a,), (b,), (c,) = first.values(), again.values(), other.values()
+    assert torch.equal(a, b)
+    assert (a - c).abs().mean() > 1e-3
+
+
+def test_cli_generate_num_fps_device_and_gif(tiny_checkpoint, tmp_path):
+    from hivae.data import video_info
+
+    argv = ["generate", "--checkpoint", str(tiny_checkpoint / "pipe"), "--steps", "2", "--num", "2", "--fps", "5",
+            "--device", "cpu", "--prompt", "a red circle moving left", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    mp4s = sorted(tmp_path.glob("*.mp4"))
+    assert [p.name for p in mp4s] == ["a_red_circle_moving_left_seed0_0.mp4", "a_red_circle_moving_left_seed0_1.mp4"]
+    assert len(list(tmp_path.glob("*.gif"))) == 2
+    assert video_info(mp4s[0]).fps == pytest.approx(5) and video_info(mp4s[0]).num_frames == 8
+    assert not torch.equal(read_video(mp4s[0], 8), read_video(mp4s[1], 8))  # two samples, not one twice
+
+
+def test_cli_generate_with_the_shipped_checkpoint_follows_the_prompt(tmp_path):
+    from hivae.shape_detector import detect_attributes
+
+    argv = ["generate", "--prompt", "a green square moving right", "--steps", "10", "--no-gif", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    found = detect_attributes(read_video(tmp_path / "a_green_square_moving_right_seed0_0.mp4", 16))
+    assert (found.colour, found.motion) == ("green", "right")
+
+
+def test_shipped_diffusion_decoder_swaps_in():
     """vae-diffusion is a stage 2 on the shipped tokenizer: with 0 decoder steps it decodes exactly like it."""
-    import torch
-
     from hivae.loading import default_checkpoint
     from pipelines.cli import load_pipeline
 
-    DEFAULT_CHECKPOINT = str(default_checkpoint())
-
-    plain = load_pipeline(DEFAULT_CHECKPOINT)
-    pipe = load_pipeline(DEFAULT_CHECKPOINT, vae=f"{DEFAULT_CHECKPOINT}/vae-diffusion")
+    checkpoint = str(default_checkpoint())
+    plain = load_pipeline(checkpoint)
+    pipe = load_pipeline(checkpoint, vae=f"{checkpoint}/vae-diffusion")
     assert pipe.vae.config.decoder_type == "diffusion"
     assert {k: v for k, v in pipe.vae.config.items() if k.endswith(("_shift", "_scale"))} == {
         k: v for k, v in plain.vae.config.items() if k.endswith(("_shift", "_scale"))
     }
-    run = lambda p, steps: (
-        p(  # noqa: E731
-            "a red circle moving left",
-            num_inference_steps=2,
-            decoder_steps=steps,
-            output_type="pt",
-            generator=torch.Generator().manual_seed(0),
-        ).frames
-    )
+    run = lambda p, steps: p(  # noqa: E731
+        "a red circle moving left",
+        num_inference_steps=2,
+        decoder_steps=steps,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(0),
+    ).frames
     torch.testing.assert_close(run(pipe, 0), run(plain, None))
     assert not torch.equal(run(pipe, 2), run(plain, None))
-    assert (
-        main(
-            [
-                "generate",
-                "--prompt",
-                "a blue square moving up",
-                "--steps",
-                "2",
-                "--no-gif",
-                "--out",
-                str(tmp_path),
-                "--vae",
-                f"{DEFAULT_CHECKPOINT}/vae-diffusion",
-                "--decoder-steps",
-                "1",
-            ]
-        )
-        == 0
-    )
-    assert (tmp_path / "a_blue_square_moving_up_seed0_0.mp4").is_file()
+
+
+def test_default_checkpoint_error_says_where_to_point(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HIVAE_CHECKPOINT", str(tmp_path / "nowhere"))
+    assert main(["generate", "--steps", "1"]) == 2
+    assert "set HIVAE_CHECKPOINT=PATH" in capsys.readouterr().err
 
 
 def test_cli_reconstruct_and_eval(tmp_path, capsys):
+    from hivae.metrics import psnr
+
     video = MovingShapes(1, 16, 64, seed=3)[0]["video"]
     write_video(tmp_path / "in.mp4", video)
     assert main(["reconstruct", "--input", str(tmp_path / "in.mp4"), "--out", str(tmp_path / "r")]) == 0
-    assert (tmp_path / "r" / "in_recon.mp4").is_file()
+    side_by_side = read_video(tmp_path / "r" / "in_recon.mp4", 16)  # left: input, right: reconstruction
+    left, right = side_by_side[..., :64], side_by_side[..., 64:]
+    printed = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert psnr(right[None], left[None]).item() > 28 and printed["psnr"] > 28
     assert main(["eval", "--num", "2", "--out", str(tmp_path / "e")]) == 0
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert metrics["compression_ratio"] > 500 and metrics["psnr"] > metrics["psnr_background"]
-    assert "psnr_foreground" in capsys.readouterr().out
+    assert metrics["compression_ratio"] > 500 and metrics["psnr"] > metrics["psnr_background"] + 10
+    assert metrics["num_clips"] == 2 and "psnr_foreground" in capsys.readouterr().out
+    assert main(["eval", "--num", "2", "--seed", "5", "--out", str(tmp_path / "f")]) == 0
+    assert json.loads((tmp_path / "f" / "metrics.json").read_text())["psnr"] != metrics["psnr"]  # --seed: other clips
 
 
 def test_cli_interpolate_and_edit(tmp_path):
+    from hivae.metrics import psnr
+
     data = MovingShapes(2, 16, 64, seed=4)
+    videos = [data[i]["video"] for i in range(2)]
     for i in range(2):
-        write_video(tmp_path / f"v{i}.mp4", data[i]["video"])
-    assert (
-        main(
-            [
-                "interpolate",
-                "--video-a",
-                str(tmp_path / "v0.mp4"),
-                "--video-b",
-                str(tmp_path / "v1.mp4"),
-                "--num-steps",
-                "3",
-                "--part",
-                "structure",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
-    assert (tmp_path / "interpolation_structure_slerp.mp4").is_file()
-    assert (
-        main(
-            [
-                "edit",
-                "--video",
-                str(tmp_path / "v0.mp4"),
-                "--motion-from",
-                str(tmp_path / "v1.mp4"),
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
-    assert (tmp_path / "v0_motion_from_v1.gif").is_file()
-    assert (
-        main(
-            [
-                "edit",
-                "--video",
-                str(tmp_path / "v0.mp4"),
-                "--prompt",
-                "a red circle moving right",
-                "--steps",
-                "2",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
+        write_video(tmp_path / f"v{i}.mp4", videos[i])
+    v0, v1 = (str(tmp_path / f"v{i}.mp4") for i in range(2))
+    argv = ["interpolate", "--video-a", v0, "--video-b", v1, "--num-steps", "3", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    grid = read_video(tmp_path / "interpolation_both_slerp.mp4", 16)  # 3 panels, A to B
+    first, last = grid[..., :64][None], grid[..., 128:][None]
+    a, b = videos[0][None], videos[1][None]
+    assert psnr(first, a) > psnr(first, b) + 5 and psnr(last, b) > psnr(last, a) + 5
+    assert main(["edit", "--video", v0, "--motion-from", v1, "--out", str(tmp_path)]) == 0
+    transfer = read_video(tmp_path / "v0_motion_from_v1.mp4", 16)
+    assert psnr(transfer[..., :64][None], a) > 30  # left: the source
+    assert psnr(transfer[..., 64:][None], a) > 25  # on linear motions the structure of A carries its motion
+    edit = ["edit", "--video", v0, "--prompt", "a blue square moving up", "--part", "structure", "--steps", "4"]
+    assert main([*edit, "--strength", "1.0", "--out", str(tmp_path / "e1")]) == 0
+    edited = read_video(tmp_path / "e1" / "v0_edit_structure.mp4", 16)[..., 64:]
+    assert psnr(edited[None], a) < 25  # the structure (shape, colour) was regenerated under the new prompt
+    from hivae.shape_detector import detect_attributes
+
+    assert detect_attributes(edited).colour == "blue"
 
 
 @pytest.mark.parametrize(
