@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 from gen.train_tokenizer import main as train_tokenizer
 from hivae import HiVAE
 from hivae.config import ConfigError
+from hivae.data import MovingShapes, write_video
 from hivae.losses import LossConfig, ReconstructionLoss, foreground_mask
 
 from .conftest import TINY_TOKENIZER_OVERRIDES as TINY  # noqa: E402
@@ -147,3 +148,134 @@ def test_patch_gan_after_warmup_trains(tmp_path):
         tmp_path, "loss.gan_weight=0.1", "loss.gan_start_step=1", "loss.discriminator_channels=8", "train.max_steps=3"
     )
     assert (final / "eval.json").is_file()
+
+
+def test_generator_loss_leaves_no_gradient_in_the_discriminator():
+    loss_fn = ReconstructionLoss(LossConfig(gan_weight=0.5, gan_start_step=0, discriminator_channels=8))
+    target = torch.rand(2, 3, 4, 16, 16) * 2 - 1
+    recon = (target + 0.1 * torch.randn_like(target)).requires_grad_(True)
+    loss, logs = loss_fn(recon, target, torch.zeros(2))
+    loss.backward()
+    assert "g_adv" in logs and recon.grad is not None
+    assert all(p.grad is None for p in loss_fn.discriminator.parameters())
+    assert all(p.requires_grad for p in loss_fn.discriminator.parameters())  # switched back on for its own update
+
+
+def test_discriminator_accumulates_its_own_gradients():
+    """Two micro-batches with accumulation 2 = one update on both (the hinge loss is a mean over equal halves)."""
+    import copy
+
+    from accelerate import Accelerator
+
+    from gen.train_tokenizer import discriminator_update
+
+    torch.manual_seed(0)
+    loss_fn = ReconstructionLoss(LossConfig(gan_weight=0.5, gan_start_step=0, discriminator_channels=8))
+    reference = copy.deepcopy(loss_fn.discriminator)
+    target = torch.rand(4, 3, 4, 16, 16) * 2 - 1
+    recon = target.flip(-1)
+    ref_optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-2, betas=(0.5, 0.9))
+    ReconstructionLoss.discriminator_loss(loss_fn, recon, target, reference).backward()
+    ref_optimizer.step()
+
+    accelerator = Accelerator(gradient_accumulation_steps=2, cpu=True)
+    optimizer = torch.optim.AdamW(loss_fn.discriminator.parameters(), lr=1e-2, betas=(0.5, 0.9))
+    model = torch.nn.Linear(1, 1)  # accumulate() needs a model; the discriminator follows its micro-batch count
+    model, discriminator, optimizer = accelerator.prepare(model, loss_fn.discriminator, optimizer)
+    before = [p.detach().clone() for p in discriminator.parameters()]
+    for half in (slice(0, 2), slice(2, 4)):
+        with accelerator.accumulate(model):
+            discriminator_update(accelerator, discriminator, loss_fn, optimizer, recon[half], target[half])
+        if half.start == 0:  # first micro-batch: gradients kept, no step yet
+            assert all(torch.equal(a, b) for a, b in zip(before, discriminator.parameters()))
+    for ours, theirs in zip(discriminator.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_checkpoint_limit_never_deletes_the_new_checkpoint(tmp_path):
+    from accelerate import Accelerator
+
+    from gen.training import TrainConfig, checkpoint_dirs, save_checkpoint
+
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(torch.nn.Linear(2, 2))
+    config = TrainConfig(output_dir=str(tmp_path), checkpoints_total_limit=2)
+    for step in (10, 20, 30):
+        save_checkpoint(accelerator, config, step)
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-0000020", "step-0000030"]
+    # a run restarted without resume writes an older step number: it is kept, the oldest other one goes
+    save_checkpoint(accelerator, config, 5)
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-0000005", "step-0000030"]
+    save_checkpoint(accelerator, TrainConfig(output_dir=str(tmp_path), checkpoints_total_limit=1), 6)
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-0000006"]
+    save_checkpoint(accelerator, TrainConfig(output_dir=str(tmp_path), checkpoints_total_limit=0), 7)  # 0: keep all
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-0000006", "step-0000007"]
+    del model
+
+
+def test_non_finite_loss_stops_with_a_clear_error():
+    from accelerate import Accelerator
+
+    from gen.training import check_finite_loss
+
+    accelerator = Accelerator(cpu=True)
+    check_finite_loss(accelerator, torch.tensor(1.0), 3)
+    with pytest.raises(FloatingPointError, match="not finite at step 3"):
+        check_finite_loss(accelerator, torch.tensor(float("nan")), 3)
+
+
+def test_ema_checkpoint_uses_the_models_state_dict_names_and_samples_use_ema_weights(tmp_path):
+    final = _train(tmp_path, "train.max_steps=2", "train.checkpoint_every=2", "train.ema_decay=0.5")
+    ema = load_file(tmp_path / "checkpoints" / "step-0000002" / "ema.safetensors")
+    model = HiVAE.from_pretrained(final)
+    assert set(ema) == set(dict(model.named_parameters()))
+    saved = load_file(final / "diffusion_pytorch_model.safetensors")
+    for name in ema:  # the exported model is the EMA
+        torch.testing.assert_close(saved[name], ema[name])
+
+
+def test_ema_weights_context_swaps_and_restores():
+    from diffusers.training_utils import EMAModel
+
+    from gen.training import ema_weights
+
+    layer = torch.nn.Linear(2, 2)
+    ema = EMAModel(layer.parameters(), decay=0.9)
+    trained = layer.weight.detach().clone()
+    for shadow in ema.shadow_params:
+        shadow.data.zero_()
+    with ema_weights(ema, layer):
+        assert torch.equal(layer.weight, torch.zeros(2, 2))
+    assert torch.equal(layer.weight, trained)
+
+
+def test_ssim_loss_term_runs_in_the_training_dtype(monkeypatch):
+    import hivae.losses
+
+    seen = []
+    original = hivae.losses.ssim
+    monkeypatch.setattr(hivae.losses, "ssim", lambda *a, **k: seen.append(k.get("compute_dtype")) or original(*a, **k))
+    x = torch.rand(1, 3, 2, 16, 16) * 2 - 1
+    ReconstructionLoss(LossConfig())(x, x.flip(-1), torch.zeros(1))
+    assert seen == [torch.float32]
+
+
+def test_folder_eval_clips_never_come_from_training_videos(tmp_path):
+    from hivae.data import DataConfig, build_dataset
+
+    data = MovingShapes(12, num_frames=8, size=16, seed=1)
+    rows = []
+    for index in range(12):
+        write_video(tmp_path / f"clip{index:02d}.mp4", data[index]["video"])
+        rows.append({"file_name": f"clip{index:02d}.mp4", "text": data[index]["text"]})
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = DataConfig(source="folder", root=str(tmp_path), num_frames=8, size=16, eval_fraction=0.25)
+    train, held = build_dataset(config, split="train"), build_dataset(config, split="eval")
+    train_files = {r["file_name"] for r in train.rows}
+    eval_files = {r["file_name"] for r in held.rows}
+    assert eval_files and not train_files & eval_files and len(train_files | eval_files) == 12
+    run = _train(tmp_path / "run", "data.source=folder", f"data.root={tmp_path}", "data.eval_fraction=0.25",
+                 "train.max_steps=1", "train.batch_size=2", "eval_clips=8")
+    recorded = json.loads((tmp_path / "run" / "data_split.json").read_text())["eval_files"]
+    assert set(recorded) == eval_files
+    assert set(json.loads((run / "eval.json").read_text())["eval_files"]) == eval_files
