@@ -1,7 +1,7 @@
 """Train a HiVAEDiT by flow matching on the latents of a frozen HiVAE tokenizer.
 
     accelerate launch gen/train_dit.py --config configs/dit/shapes-32.yaml
-    accelerate launch --num_processes 2 --cpu gen/train_dit.py --config configs/dit/shapes-32.yaml
+    ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 gen/train_dit.py --config configs/dit/shapes-32.yaml  # 2 CPU ranks
     python gen/train_dit.py --config configs/dit/shapes-32.yaml train.max_steps=100   # plain CPU run
 
 With `cache_dir` set, latents and caption encodings are read from a cache built on first use by all ranks together
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> Path:
         dit = accelerator.unwrap_model(model)
         print(
             f"HiVAEDiT: {sum(p.numel() for p in dit.parameters()) / 1e6:.2f}M parameters, {dit.num_tokens()} tokens "
-            f"per clip, {len(dataset)} clips; steps {start}..{tc.max_steps}"
+            f"per clip, {len(dataset)} clips, {accelerator.num_processes} processes; steps {start}..{tc.max_steps}"
         )
 
     def conditions(batch) -> tuple[HierarchicalLatent, dict]:
