@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, timed, write_json  # noqa: E402
-from hivae.loading import load_tokenizer  # noqa: E402
 from hivae.data import MovingShapes  # noqa: E402
 from hivae.evaluation import reconstruction_metrics  # noqa: E402
+from hivae.loading import load_tokenizer  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

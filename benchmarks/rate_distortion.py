@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, write_json  # noqa: E402
 from gen.train_tokenizer import main as train_tokenizer  # noqa: E402
-from hivae.loading import load_tokenizer  # noqa: E402
 from hivae.data import MovingShapes  # noqa: E402
 from hivae.evaluation import evaluate_tokenizer  # noqa: E402
+from hivae.loading import load_tokenizer  # noqa: E402
 
 PRESETS = {  # name -> tokenizer preset
     "hivae-512x": "configs/tokenizer/shapes-32.yaml",

@@ -135,9 +135,9 @@ MEASUREMENTS = {"tokenizer": measure_tokenizer, "generation": measure_generation
 
 # ---------------------------------------------------------------------------------------------- sections
 def rate_distortion(args) -> dict:
-    from hivae.loading import default_checkpoint, load_tokenizer
     from hivae.data import MovingShapes
     from hivae.evaluation import evaluate_tokenizer
+    from hivae.loading import default_checkpoint, load_tokenizer
 
     result: dict = {}
     vae = load_tokenizer(default_checkpoint() / "vae").eval()

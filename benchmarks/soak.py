@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, write_json  # noqa: E402
-from hivae.loading import default_checkpoint  # noqa: E402
 from hivae.data import MovingShapes  # noqa: E402
+from hivae.loading import default_checkpoint  # noqa: E402
 from pipelines import HiVAEVideoPipeline  # noqa: E402
 
 

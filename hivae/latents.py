@@ -51,7 +51,9 @@ class HierarchicalLatent:
         """Concatenate along the batch (dim 0); all latents must share the tiling layout."""
         layouts = {(z.num_frames, z.tile_overlap) for z in latents}
         if len(layouts) > 1:
-            raise ValueError(f"cannot concatenate latents of different tiling layouts (num_frames, overlap): {layouts}")
+            raise ValueError(
+                f"cannot concatenate latents of different tiling layouts (num_frames, overlap): {layouts}"
+            )
         parts = {p: torch.cat([getattr(z, p) for z in latents], dim) for p in PARTS}
         return latents[0].replace(**parts)
 

@@ -302,10 +302,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         if self.use_slicing and latent.batch_size > 1:
             gens = generator if isinstance(generator, list) else [generator] * latent.batch_size
             video = torch.cat(
-                [
-                    self._decode_one(latent[i : i + 1], num_frames, steps, gens[i])
-                    for i in range(latent.batch_size)
-                ]
+                [self._decode_one(latent[i : i + 1], num_frames, steps, gens[i]) for i in range(latent.batch_size)]
             )
         else:
             video = self._decode_one(latent, num_frames, steps, generator)

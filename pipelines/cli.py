@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .pipeline_hivae_video import frames_to_video
 
-
 # ---------------------------------------------------------------------------- helpers
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16"}
 

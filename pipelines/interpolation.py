@@ -152,7 +152,9 @@ class HiVAEInterpolationPipeline(HiVAEVideoPipeline):
             a, b = latents_a, latents_b
         steps = interpolate_latents(a, b, num_steps, part, method)
         if output_type == "latent":
-            out = HiVAEInterpolationOutput(frames=[self.vae.denormalize_latent(z) for z in steps], grid=None, latents=steps)
+            out = HiVAEInterpolationOutput(
+                frames=[self.vae.denormalize_latent(z) for z in steps], grid=None, latents=steps
+            )
             return out if return_dict else out.to_tuple()
         videos = [self.decode_latents(z, decoder_steps, generator).float().clamp(-1, 1) for z in steps]
         grid = rearrange(torch.stack(videos), "n b c t h w -> b c t h (n w)").cpu()

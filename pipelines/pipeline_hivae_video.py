@@ -226,7 +226,9 @@ class HiVAEVideoPipeline(DiffusionPipeline):
                 raise ValueError("this pipeline's model is not class-conditioned: pass `prompt` instead")
             if any(not 0 <= v < num_classes for v in labels):
                 raise ValueError(f"`class_labels` must be in [0, {num_classes}), got {labels}")
-            num_texts = len(prompts) if prompts is not None else (len(prompt_embeds) if prompt_embeds is not None else 0)
+            num_texts = (
+                len(prompts) if prompts is not None else (len(prompt_embeds) if prompt_embeds is not None else 0)
+            )
             if num_texts and len(labels) != num_texts:
                 raise ValueError(f"got {num_texts} prompts but {len(labels)} class labels; give equal numbers")
         if negative_prompt is not None and not isinstance(negative_prompt, (str, list)):
@@ -307,7 +309,9 @@ class HiVAEVideoPipeline(DiffusionPipeline):
             negative = encode(negatives, negative_prompt_embeds, negative_prompt_attention_mask)
         return prompt_embeds, prompt_attention_mask, *negative
 
-    def prepare_class_labels(self, class_labels, batch: int, num_videos_per_prompt: int, device) -> torch.Tensor | None:
+    def prepare_class_labels(
+        self, class_labels, batch: int, num_videos_per_prompt: int, device
+    ) -> torch.Tensor | None:
         """(B*n,) labels; the null class for a class-conditioned model called without labels."""
         if class_labels is not None:
             labels = class_labels.tolist() if isinstance(class_labels, torch.Tensor) else class_labels

@@ -5,8 +5,8 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
-from hivae.loading import default_checkpoint
 from hivae.data import MovingShapes, write_video
+from hivae.loading import default_checkpoint
 from pipelines import HiVAEEditPipeline, HiVAEInterpolationPipeline, HiVAEVideoPipeline, frames_to_video
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "gallery"

@@ -71,5 +71,13 @@ def test_isolated_tokenizer_measurement_row(capsys):
     model, _ = build_tokenizer("3D-VAE 48x", 8, 16)
     assert row["compression"] == pytest.approx(48.0) == model.compression_ratio
     assert row["params_M"] == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6)
-    assert set(row) == {"model", "frames", "size", "compression", "encode_clips_per_s", "decode_clips_per_s",
-                        "peak_mem_MiB", "params_M"}
+    assert set(row) == {
+        "model",
+        "frames",
+        "size",
+        "compression",
+        "encode_clips_per_s",
+        "decode_clips_per_s",
+        "peak_mem_MiB",
+        "params_M",
+    }

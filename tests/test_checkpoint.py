@@ -28,7 +28,9 @@ def test_shipped_checkpoint_is_small_safetensors_with_configs():
         CHECKPOINT / "tokenizer_training_config.yaml"
     ).is_file()
     recorded = json.loads((CHECKPOINT / "tokenizer_eval.json").read_text())
-    assert recorded["compression_ratio"] == pytest.approx(HiVAEVideoPipeline.from_pretrained(CHECKPOINT).vae.compression_ratio)
+    assert recorded["compression_ratio"] == pytest.approx(
+        HiVAEVideoPipeline.from_pretrained(CHECKPOINT).vae.compression_ratio
+    )
 
 
 def test_shipped_checkpoint_generates(shipped):

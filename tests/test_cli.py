@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipelines.cli import main
 from hivae.data import MovingShapes, VideoFolderDataset, read_video, write_video
+from pipelines.cli import main
 
 
 def test_cli_shapes_writes_a_videofolder(tmp_path, capsys):
@@ -49,7 +49,10 @@ def _generate(root, out, *extra):
         (["--prompt", "a red circle moving left"], ["--prompt", "a blue square moving up"]),
         (["--class", "3"], ["--class", "40"]),
         (["--negative-prompt", "blurry"], ["--negative-prompt", "a green triangle"]),
-        (["--vae", "{root}/vae-diffusion", "--decoder-steps", "1"], ["--vae", "{root}/vae-diffusion", "--decoder-steps", "8"]),
+        (
+            ["--vae", "{root}/vae-diffusion", "--decoder-steps", "1"],
+            ["--vae", "{root}/vae-diffusion", "--decoder-steps", "8"],
+        ),
         ([], ["--vae", "{root}/vae-diffusion", "--decoder-steps", "1"]),
         (["--dtype", "float32"], ["--dtype", "bfloat16"]),
     ],
@@ -69,8 +72,23 @@ def test_cli_generate_every_option_reaches_the_video(tiny_checkpoint, tmp_path, 
 def test_cli_generate_num_fps_device_and_gif(tiny_checkpoint, tmp_path):
     from hivae.data import video_info
 
-    argv = ["generate", "--checkpoint", str(tiny_checkpoint / "pipe"), "--steps", "2", "--num", "2", "--fps", "5",
-            "--device", "cpu", "--prompt", "a red circle moving left", "--out", str(tmp_path)]
+    argv = [
+        "generate",
+        "--checkpoint",
+        str(tiny_checkpoint / "pipe"),
+        "--steps",
+        "2",
+        "--num",
+        "2",
+        "--fps",
+        "5",
+        "--device",
+        "cpu",
+        "--prompt",
+        "a red circle moving left",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     mp4s = sorted(tmp_path.glob("*.mp4"))
     assert [p.name for p in mp4s] == ["a_red_circle_moving_left_seed0_0.mp4", "a_red_circle_moving_left_seed0_1.mp4"]
@@ -100,13 +118,15 @@ def test_shipped_diffusion_decoder_swaps_in():
     assert {k: v for k, v in pipe.vae.config.items() if k.endswith(("_shift", "_scale"))} == {
         k: v for k, v in plain.vae.config.items() if k.endswith(("_shift", "_scale"))
     }
-    run = lambda p, steps: p(  # noqa: E731
-        "a red circle moving left",
-        num_inference_steps=2,
-        decoder_steps=steps,
-        output_type="pt",
-        generator=torch.Generator().manual_seed(0),
-    ).frames
+    run = lambda p, steps: (
+        p(  # noqa: E731
+            "a red circle moving left",
+            num_inference_steps=2,
+            decoder_steps=steps,
+            output_type="pt",
+            generator=torch.Generator().manual_seed(0),
+        ).frames
+    )
     torch.testing.assert_close(run(pipe, 0), run(plain, None))
     assert not torch.equal(run(pipe, 2), run(plain, None))
 

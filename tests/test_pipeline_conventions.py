@@ -147,10 +147,16 @@ def test_callback_tensor_inputs_interrupt_and_properties(tiny_pipeline):
 
 def test_callback_replacing_prompt_embeds_changes_the_result(tiny_pipeline):
     _wake(tiny_pipeline.transformer)
-    run = lambda cb: tiny_pipeline(  # noqa: E731
-        PROMPT, num_inference_steps=3, generator=_g(), output_type="pt", callback_on_step_end=cb,
-        callback_on_step_end_tensor_inputs=["prompt_embeds"],
-    ).frames
+    run = lambda cb: (
+        tiny_pipeline(  # noqa: E731
+            PROMPT,
+            num_inference_steps=3,
+            generator=_g(),
+            output_type="pt",
+            callback_on_step_end=cb,
+            callback_on_step_end_tensor_inputs=["prompt_embeds"],
+        ).frames
+    )
     keep = run(lambda p, i, t, tensors: {})
     zeroed = run(lambda p, i, t, tensors: {"prompt_embeds": tensors["prompt_embeds"] * 0})
     assert not torch.allclose(keep, zeroed)
@@ -164,10 +170,22 @@ def test_prompt_embeds_equal_prompts(tiny_pipeline):
     )
     torch.testing.assert_close(a.frames, b.frames)
     neg, neg_mask, _, _ = tiny_pipeline.encode_prompt(["blurry", "blurry"])
-    c = tiny_pipeline([PROMPT, "a blue square moving up"], negative_prompt="blurry", num_inference_steps=2,
-                      generator=_g(), output_type="pt")
-    d = tiny_pipeline(prompt_embeds=states, prompt_attention_mask=mask, negative_prompt_embeds=neg,
-                      negative_prompt_attention_mask=neg_mask, num_inference_steps=2, generator=_g(), output_type="pt")
+    c = tiny_pipeline(
+        [PROMPT, "a blue square moving up"],
+        negative_prompt="blurry",
+        num_inference_steps=2,
+        generator=_g(),
+        output_type="pt",
+    )
+    d = tiny_pipeline(
+        prompt_embeds=states,
+        prompt_attention_mask=mask,
+        negative_prompt_embeds=neg,
+        negative_prompt_attention_mask=neg_mask,
+        num_inference_steps=2,
+        generator=_g(),
+        output_type="pt",
+    )
     torch.testing.assert_close(c.frames, d.frames)
     with pytest.raises(ValueError, match="not both"):
         tiny_pipeline(PROMPT, prompt_embeds=states)
@@ -188,11 +206,13 @@ def test_a_list_of_generators_holds_end_to_end(diffusion_pipeline, scheduler):
     """Video i of a batch equals a call for it alone with generator i: DiT noise, scheduler noise and decoder noise."""
     diffusion_pipeline.scheduler = SCHEDULERS[scheduler]()
     prompts = [PROMPT, "a blue square moving up", "a green triangle moving right"]
-    batch = diffusion_pipeline(prompts, num_inference_steps=3, decoder_steps=2, generator=[_g(s) for s in (5, 6, 7)],
-                               output_type="pt").frames
+    batch = diffusion_pipeline(
+        prompts, num_inference_steps=3, decoder_steps=2, generator=[_g(s) for s in (5, 6, 7)], output_type="pt"
+    ).frames
     for i, seed in enumerate((5, 6, 7)):
-        alone = diffusion_pipeline(prompts[i], num_inference_steps=3, decoder_steps=2, generator=_g(seed),
-                                   output_type="pt").frames
+        alone = diffusion_pipeline(
+            prompts[i], num_inference_steps=3, decoder_steps=2, generator=_g(seed), output_type="pt"
+        ).frames
         torch.testing.assert_close(batch[i], alone[0], atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="2 generators for 3 videos"):
         diffusion_pipeline(prompts, generator=[_g(), _g()])
@@ -211,18 +231,23 @@ def test_output_type_latent_decodes_with_vae_decode_in_every_pipeline(tiny_pipel
     ):
         latent, frames = run("latent"), run("pt")
         torch.testing.assert_close(
-            ((tiny_pipeline.vae.decode(latent).sample.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4), frames,
-            atol=1e-5, rtol=0,
+            ((tiny_pipeline.vae.decode(latent).sample.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4),
+            frames,
+            atol=1e-5,
+            rtol=0,
         )
     interp = HiVAEInterpolationPipeline.from_pipe(tiny_pipeline)
     latents = interp(video_a=video, video_b=video.flip(2), num_steps=3, output_type="latent").frames
     frames = interp(video_a=video, video_b=video.flip(2), num_steps=3, output_type="pt").frames
     for z, f in zip(latents, frames):
-        torch.testing.assert_close(((tiny_pipeline.vae.decode(z).sample.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4),
-                                   f, atol=1e-5, rtol=0)
-    for bad in (lambda: edit(video, prompt=PROMPT, output_type="gif"),
-                lambda: edit.motion_transfer(video, video, output_type="gif"),
-                lambda: interp(video_a=video, video_b=video, output_type="gif")):
+        torch.testing.assert_close(
+            ((tiny_pipeline.vae.decode(z).sample.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4), f, atol=1e-5, rtol=0
+        )
+    for bad in (
+        lambda: edit(video, prompt=PROMPT, output_type="gif"),
+        lambda: edit.motion_transfer(video, video, output_type="gif"),
+        lambda: interp(video_a=video, video_b=video, output_type="gif"),
+    ):
         with pytest.raises(ValueError, match="output_type"):
             bad()
 
@@ -231,15 +256,31 @@ def test_edit_and_interpolation_take_negative_prompt_num_videos_and_callbacks(ti
     video = torch.stack([MovingShapes(2, 8, 16, seed=6)[i]["video"] for i in range(2)])
     edit = HiVAEEditPipeline.from_pipe(tiny_pipeline)
     steps = []
-    out = edit(video, prompt=PROMPT, negative_prompt="blurry", num_videos_per_prompt=2, num_inference_steps=4,
-               strength=1.0, generator=_g(), output_type="pt", callback_on_step_end=lambda p, i, t, k: steps.append(i) or {})
+    out = edit(
+        video,
+        prompt=PROMPT,
+        negative_prompt="blurry",
+        num_videos_per_prompt=2,
+        num_inference_steps=4,
+        strength=1.0,
+        generator=_g(),
+        output_type="pt",
+        callback_on_step_end=lambda p, i, t, k: steps.append(i) or {},
+    )
     assert out.frames.shape == (4, 8, 3, 16, 16) and steps == [0, 1, 2, 3]
     assert not torch.equal(out.frames[0], out.frames[1])  # two edits of video 0, different noise
     interp = HiVAEInterpolationPipeline.from_pipe(tiny_pipeline)
     steps.clear()
-    out = interp(prompt_a=PROMPT, prompt_b="a blue square moving up", negative_prompt="blurry", num_steps=3,
-                 num_videos_per_prompt=2, num_inference_steps=2, output_type="np",
-                 callback_on_step_end=lambda p, i, t, k: steps.append(i) or {})
+    out = interp(
+        prompt_a=PROMPT,
+        prompt_b="a blue square moving up",
+        negative_prompt="blurry",
+        num_steps=3,
+        num_videos_per_prompt=2,
+        num_inference_steps=2,
+        output_type="np",
+        callback_on_step_end=lambda p, i, t, k: steps.append(i) or {},
+    )
     assert out.frames[0].shape == (2, 8, 16, 16, 3) and steps == [0, 1, 0, 1]
     with pytest.raises(ValueError, match="apply to prompt_a/prompt_b only"):
         interp(video_a=video, video_b=video, num_videos_per_prompt=2)
@@ -284,8 +325,9 @@ def test_prompt_edit_regenerates_one_part_and_decodes_it_with_the_other(exact_pi
     edit = HiVAEEditPipeline.from_pipe(pipe)
     video = MovingShapes(1, 8, 16, seed=6)[0]["video"][None]
     source = edit.encode_video(video)
-    out = edit(video, prompt=PROMPT, part=part, strength=strength, num_inference_steps=5, generator=_g(),
-               output_type="pt")
+    out = edit(
+        video, prompt=PROMPT, part=part, strength=strength, num_inference_steps=5, generator=_g(), output_type="pt"
+    )
     expected = source.replace(**{part: getattr(target, part)})
     torch.testing.assert_close(getattr(out.latents, part), getattr(target, part), atol=1e-4, rtol=1e-4)
     frames = (pipe.vae.decode(pipe.vae.denormalize_latent(expected)).sample.clamp(-1, 1) + 1) / 2

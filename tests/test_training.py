@@ -274,8 +274,15 @@ def test_folder_eval_clips_never_come_from_training_videos(tmp_path):
     train_files = {r["file_name"] for r in train.rows}
     eval_files = {r["file_name"] for r in held.rows}
     assert eval_files and not train_files & eval_files and len(train_files | eval_files) == 12
-    run = _train(tmp_path / "run", "data.source=folder", f"data.root={tmp_path}", "data.eval_fraction=0.25",
-                 "train.max_steps=1", "train.batch_size=2", "eval_clips=8")
+    run = _train(
+        tmp_path / "run",
+        "data.source=folder",
+        f"data.root={tmp_path}",
+        "data.eval_fraction=0.25",
+        "train.max_steps=1",
+        "train.batch_size=2",
+        "eval_clips=8",
+    )
     recorded = json.loads((tmp_path / "run" / "data_split.json").read_text())["eval_files"]
     assert set(recorded) == eval_files
     assert set(json.loads((run / "eval.json").read_text())["eval_files"]) == eval_files

@@ -160,9 +160,7 @@ class VideoFolderDataset(_ClipDataset):
     split: "all" (default), or "train" / "eval" of a split by file (`eval_files` with `eval_fraction`).
     """
 
-    def __init__(
-        self, root: str | os.PathLike, split: str = "all", eval_fraction: float = 0.0, **clip_options
-    ):
+    def __init__(self, root: str | os.PathLike, split: str = "all", eval_fraction: float = 0.0, **clip_options):
         super().__init__(**clip_options)
         self.root = Path(root)
         if not self.root.is_dir():
