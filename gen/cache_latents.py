@@ -281,6 +281,32 @@ def cache_is_current(path: str | os.PathLike, expected: dict) -> tuple[bool, lis
     return not diffs, diffs
 
 
+def ensure_cache(accelerator, cache_dir, vae, data_config, text, text_encoder_name, max_text_length, num_workers=0):
+    """The latent cache at `cache_dir`, (re)built by all ranks together when missing or stale (with a log line)."""
+    from hivae.data import build_dataset
+
+    fingerprint = cache_fingerprint(vae, data_config, text_encoder_name, max_text_length)
+    current, reasons = cache_is_current(cache_dir, fingerprint)
+    if not current:
+        if reasons != ["no cache yet"] and accelerator.is_main_process:
+            logger.warning("latent cache %s is stale (%s): rebuilding it", cache_dir, ", ".join(reasons))
+        build_cache(
+            vae,
+            build_dataset(data_config, split="train"),
+            cache_dir,
+            text,
+            max_text_length,
+            num_workers=num_workers,
+            fingerprint=fingerprint,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+            barrier=accelerator.wait_for_everyone,
+        )
+    dataset = LatentCacheDataset(cache_dir)
+    dataset.check_fingerprint(fingerprint)
+    return dataset
+
+
 def main(argv: list[str] | None = None) -> Path:
     from accelerate import Accelerator
 
@@ -288,7 +314,6 @@ def main(argv: list[str] | None = None) -> Path:
     from gen.text_encoder import load_text_encoder
     from gen.training import parse_args
     from hivae.config import load_config
-    from hivae.data import build_dataset
 
     args = parse_args(__doc__, argv)
     config = load_config(args.config, DiTTrainConfig, args.overrides)
@@ -299,22 +324,19 @@ def main(argv: list[str] | None = None) -> Path:
     text = load_text_encoder(config.text_encoder) if config.text_encoder else None
     if text is not None:
         text[1].to(accelerator.device)
-    out = build_cache(
-        vae,
-        build_dataset(config.data, split="train"),
+    dataset = ensure_cache(
+        accelerator,
         config.cache_dir,
+        vae,
+        config.data,
         text,
+        config.text_encoder,
         config.max_text_length,
-        num_workers=config.train.num_workers,
-        fingerprint=cache_fingerprint(vae, config.data, config.text_encoder, config.max_text_length),
-        rank=accelerator.process_index,
-        world_size=accelerator.num_processes,
-        barrier=accelerator.wait_for_everyone,
+        config.train.num_workers,
     )
     if accelerator.is_main_process:
-        count = json.loads((out / "index.json").read_text())["num_items"]
-        print(f"wrote latent cache ({count} clips) to {out.resolve()}")
-    return out
+        print(f"latent cache ({len(dataset)} clips, up to date) at {Path(config.cache_dir).resolve()}")
+    return Path(config.cache_dir)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ pipeline/ (the whole HiVAEVideoPipeline, loadable with from_pretrained).
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 if __package__ in (None, ""):  # run as a script from a source checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gen.cache_latents import LatentCacheDataset, build_cache, cache_fingerprint, cache_is_current  # noqa: E402
+from gen.cache_latents import ensure_cache  # noqa: E402
 from gen.dit_config import DiTTrainConfig, build_dit, load_frozen_tokenizer  # noqa: E402
 from gen.flow_matching import flow_matching_loss  # noqa: E402
 from gen.text_encoder import encode_text, load_text_encoder  # noqa: E402
@@ -42,8 +41,6 @@ from gen.training import (  # noqa: E402
 from hivae.config import load_config, save_config  # noqa: E402
 from hivae.data import build_dataset, collate_clips  # noqa: E402
 from hivae.latents import HierarchicalLatent  # noqa: E402
-
-logger = logging.getLogger(__name__)
 
 
 def make_pipeline(vae, transformer, text, config: DiTTrainConfig):
@@ -65,30 +62,6 @@ def make_pipeline(vae, transformer, text, config: DiTTrainConfig):
     )
 
 
-def prepare_cache(accelerator, config: DiTTrainConfig, vae, text) -> LatentCacheDataset:
-    """The run's latent cache, (re)built by all ranks together when missing or stale."""
-    fingerprint = cache_fingerprint(vae, config.data, config.text_encoder, config.max_text_length)
-    current, reasons = cache_is_current(config.cache_dir, fingerprint)
-    if not current:
-        if reasons != ["no cache yet"] and accelerator.is_main_process:
-            logger.warning("latent cache %s is stale (%s): rebuilding it", config.cache_dir, ", ".join(reasons))
-        build_cache(
-            vae,
-            build_dataset(config.data, split="train"),
-            config.cache_dir,
-            text,
-            config.max_text_length,
-            num_workers=config.train.num_workers,
-            fingerprint=fingerprint,
-            rank=accelerator.process_index,
-            world_size=accelerator.num_processes,
-            barrier=accelerator.wait_for_everyone,
-        )
-    dataset = LatentCacheDataset(config.cache_dir)
-    dataset.check_fingerprint(fingerprint)
-    return dataset
-
-
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(__doc__, argv)
     config = load_config(args.config, DiTTrainConfig, args.overrides)
@@ -107,7 +80,16 @@ def main(argv: list[str] | None = None) -> Path:
 
     # data: a latent cache (built by all ranks, checked against the run's fingerprint) or clips encoded on the fly
     if config.cache_dir:
-        dataset = prepare_cache(accelerator, config, vae, text)
+        dataset = ensure_cache(
+            accelerator,
+            config.cache_dir,
+            vae,
+            config.data,
+            text,
+            config.text_encoder,
+            config.max_text_length,
+            tc.num_workers,
+        )
         if use_text and not dataset.index["has_text_states"]:
             raise ValueError(f"{config.cache_dir}: cache has no caption encodings but the model is text-conditioned")
         loader = make_loader(dataset, tc)
