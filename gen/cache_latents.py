@@ -65,7 +65,6 @@ def _folder_digest(root: str) -> str:
 def cache_fingerprint(vae, data_config, text_encoder: str | None, max_text_length: int) -> dict:
     """Everything a latent cache depends on; compare with `LatentCacheDataset.index["fingerprint"]`."""
     data = {k: v for k, v in dataclasses.asdict(data_config).items() if k != "strict"}
-    data["backgrounds"] = list(data.get("backgrounds", ()))
     if data.get("root"):
         data["root"] = str(Path(data["root"]).resolve())
         if Path(data["root"]).is_dir():
@@ -73,12 +72,13 @@ def cache_fingerprint(vae, data_config, text_encoder: str | None, max_text_lengt
     encoder = None
     if text_encoder is not None:
         encoder = str(Path(text_encoder).resolve()) if Path(text_encoder).is_dir() else str(text_encoder)
-    return {
+    fingerprint = {
         "tokenizer_sha256": tokenizer_digest(vae),
         "data": data,
         "text_encoder": encoder,
         "max_text_length": max_text_length if encoder is not None else None,
     }
+    return json.loads(json.dumps(fingerprint, default=list))  # as index.json will hold it (tuples -> lists)
 
 
 def fingerprint_differences(cached: dict | None, expected: dict) -> list[str]:

@@ -83,6 +83,7 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         hidden_size, depth, heads, mlp_ratio: transformer size (see `DIT_SIZES`).
         num_classes: class-label conditioning (0 = none). text_dim: text encoder width (0 = no text).
         condition_dropout: probability of dropping the class and (independently) the text condition in training.
+        class_names: the class table (id -> name) the labels refer to, stored with the checkpoint (None = unnamed).
     """
 
     @register_to_config
@@ -102,8 +103,11 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         num_classes: int = 0,
         text_dim: int = 384,
         condition_dropout: float = 0.1,
+        class_names: list[str] | None = None,
     ):
         super().__init__()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names for num_classes={num_classes}")
         h_s, w_s = structure_size
         if h_s % patch_size or w_s % patch_size:
             raise ValueError(f"structure_size {structure_size} must be divisible by patch_size {patch_size}")

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from hivae import HiVAE
 from hivae.config import ConfigError
-from hivae.data import DataConfig
+from hivae.data import PATTERNS, ClassTable, DataConfig
 
 from .dit import DIT_SIZES, HiVAEDiT
 from .flow_matching import FlowConfig
@@ -59,4 +59,12 @@ def build_dit(config: DiTTrainConfig, vae: HiVAE, text_dim: int) -> HiVAEDiT:
     check_model_kwargs(HiVAEDiT, config.model)
     kwargs.update(config.model)
     kwargs["text_dim"] = text_dim
+    if config.data.source == "shapes" and kwargs.get("num_classes", 0) > 0 and "class_names" not in kwargs:
+        table = ClassTable(patterns=tuple(p for p in PATTERNS if p in config.data.patterns))
+        if kwargs["num_classes"] != len(table):
+            raise ConfigError(
+                f"model.num_classes={kwargs['num_classes']}, but the shapes data with patterns "
+                f"{list(config.data.patterns)} has {len(table)} classes"
+            )
+        kwargs["class_names"] = table.names()  # the class table travels with the checkpoint
     return HiVAEDiT.from_tokenizer(vae, **kwargs)

@@ -114,22 +114,19 @@ def _add_generate(sub) -> None:
     p.set_defaults(run=_run_generate)
 
 
-def _parse_class(value: str) -> int:
-    from hivae.data import class_names
+def class_table(pipe):
+    """The pipeline's class table: the one stored with its DiT, or the steady-only table of older checkpoints."""
+    from hivae.data import LEGACY_TABLE, ClassTable
 
-    if value.isdigit():
-        return int(value)
-    names = class_names()
-    if value not in names:
-        raise ValueError(f"unknown class {value!r}: give an id in [0, {len(names)}) or a name like {names[0]!r}")
-    return names.index(value)
+    names = pipe.transformer.config.get("class_names")
+    return ClassTable.from_names(names) if names else LEGACY_TABLE
 
 
 def _run_generate(args) -> None:
     pipe = _pipeline(args)
     condition = {}
     if args.classes:
-        condition["class_labels"] = [_parse_class(c) for c in args.classes]
+        condition["class_labels"] = [class_table(pipe).parse(c) for c in args.classes]
     else:
         condition["prompt"] = args.prompt or ["a red circle moving left"]
     frames = pipe(
@@ -290,8 +287,10 @@ def _run_edit(args) -> None:
 
 # ---------------------------------------------------------------------------- eval-generation
 def _add_eval_generation(sub) -> None:
-    p = sub.add_parser("eval-generation", help="prompt accuracy of generated shapes clips (shape, colour, motion)")
-    p.add_argument("--num-prompts", type=int, default=90, help="prompts from the class table (90 = all)")
+    p = sub.add_parser(
+        "eval-generation", help="accuracy of generated shapes clips (shape, colour, path, pattern) per condition"
+    )
+    p.add_argument("--num-prompts", type=int, default=None, help="classes spread over the table (default: all)")
     p.add_argument("--per-prompt", type=int, default=2, help="videos per prompt")
     p.add_argument("--condition", choices=["text", "class"], default="text")
     p.add_argument("--batch-size", type=int, default=32, help="videos per pipeline call")
@@ -302,23 +301,22 @@ def _add_eval_generation(sub) -> None:
 def _run_eval_generation(args) -> None:
     import torch
 
-    from hivae.data import caption, class_attributes, class_names
     from hivae.shape_detector import attribute_accuracy
 
-    if not 1 <= args.num_prompts <= len(class_names()):
-        raise ValueError(f"--num-prompts must be in [1, {len(class_names())}], got {args.num_prompts}")
     pipe = _pipeline(args)
     pipe.set_progress_bar_config(disable=True)
-    labels = torch.linspace(0, len(class_names()) - 1, args.num_prompts).round().long().tolist()
+    table = class_table(pipe)
+    num_prompts = args.num_prompts or len(table)
+    if not 1 <= num_prompts <= len(table):
+        raise ValueError(f"--num-prompts must be in [1, {len(table)}], got {num_prompts}")
+    labels = torch.linspace(0, len(table) - 1, num_prompts).round().long().tolist()
     targets, videos = [], []
     generator = _generator(args.seed)
     per_call = max(1, args.batch_size // args.per_prompt)
     for start in range(0, len(labels), per_call):
         chunk = labels[start : start + per_call]
         condition = (
-            {"prompt": [caption(*class_attributes(c)) for c in chunk]}
-            if args.condition == "text"
-            else {"class_labels": chunk}
+            {"prompt": [table.caption(c) for c in chunk]} if args.condition == "text" else {"class_labels": chunk}
         )
         frames = pipe(
             **condition,
@@ -330,7 +328,7 @@ def _run_eval_generation(args) -> None:
             output_type="pt",
         ).frames
         videos.append(frames_to_video(frames))
-        targets += [class_attributes(c) for c in chunk for _ in range(args.per_prompt)]
+        targets += [table.attributes(c) for c in chunk for _ in range(args.per_prompt)]
     accuracy = attribute_accuracy(torch.cat(videos), targets)
     result = {
         "condition": args.condition,

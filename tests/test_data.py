@@ -193,3 +193,71 @@ def test_frames_tensor_roundtrip():
     assert np.array_equal(tensor_to_frames(frames_to_tensor(frames)), frames)
     with pytest.raises(ValueError, match="uint8"):
         frames_to_tensor(frames.astype(np.float32))
+
+
+def test_two_timescale_class_table_and_captions():
+    from hivae.data import FULL_TABLE, LEGACY_TABLE, PATTERNS, ClassTable, caption
+
+    assert len(FULL_TABLE) == 3 * 6 * 5 * 4 and len(LEGACY_TABLE) == 90
+    assert LEGACY_TABLE.names() == class_names()  # the original ids are unchanged
+    for label in range(len(FULL_TABLE)):
+        assert FULL_TABLE.id(*FULL_TABLE.attributes(label)) == label
+        assert FULL_TABLE.parse(FULL_TABLE.name(label)) == label
+    assert FULL_TABLE.name(FULL_TABLE.id("circle", "red", "left", "blinking")) == "red circle left blinking"
+    assert ClassTable.from_names(FULL_TABLE.names()) == FULL_TABLE
+    assert caption("circle", "red", "left", "blinking") == "a red circle moving left while blinking"
+    assert caption("circle", "red", "still", "steady") == "a red circle staying still"
+    with pytest.raises(ValueError, match="unknown class 'red blob'"):
+        FULL_TABLE.parse("red blob")
+    assert set(PATTERNS) == {"steady", "blinking", "pulsing", "shaking"}
+
+
+def _object_mask(video):
+    return video.max(0).values > -0.5  # (T, H, W) on a black background
+
+
+@pytest.mark.parametrize("pattern", ["blinking", "pulsing", "shaking"])
+def test_fast_patterns_render_as_specified(pattern):
+    data = MovingShapes(8, 16, 64, seed=2, patterns=(pattern,), motions=("still",))
+    for i in range(8):
+        item, (track,), _ = data[i], *data.sample_tracks(i)
+        mask = _object_mask(item["video"]).float()
+        area = mask.flatten(1).sum(1)
+        assert item["pattern"] == pattern and item["text"].endswith(f"while {pattern}")
+        if pattern == "blinking":  # half the frames empty, in runs of the period's half
+            period = track.details["period"]
+            assert (area == 0).sum() == 8 and torch.equal(area[period:] == 0, area[:-period] == 0)
+        elif pattern == "pulsing":  # radius +-40% with period 4
+            assert area.max() / area.min() > 2.5 and torch.allclose(area[4:], area[:-4], rtol=0.05)
+        else:  # horizontal jumps of 5-8% of the width
+            xs = (mask * torch.arange(64.0)).sum((1, 2)) / mask.sum((1, 2))
+            jumps = (xs[1:] - xs[:-1]).abs()
+            assert jumps.max() <= 2 * 0.08 * 64 + 1 and jumps.max() >= 2 * 0.05 * 64 - 1
+
+
+def test_path_variation_curves_and_changes_speed_but_keeps_the_net_direction():
+    data = MovingShapes(40, 16, 64, seed=9, motions=("right",), path_variation=1.0)
+    bows, gammas = [], []
+    for i in range(40):
+        (track,), _ = data.sample_tracks(i)
+        assert track.centres[-1, 0] - track.centres[0, 0] > 0.2  # net direction: right
+        assert (track.centres >= 0).all() and (track.centres <= 1).all()
+        bows.append(abs(track.details["bow"]))
+        gammas.append(track.details["gamma"])
+    assert max(bows) > 0.06 and min(gammas) < 0.8 < 1.25 < max(gammas)
+    straight = MovingShapes(4, 16, 64, seed=9, motions=("right",))
+    (track,), _ = straight.sample_tracks(0)
+    assert np.allclose(np.diff(track.centres[:, 0]), np.diff(track.centres[:, 0])[0])  # the original domain
+
+
+def test_dit_stores_its_class_table(tmp_path, tiny_hivae):
+    from gen.dit import HiVAEDiT
+    from hivae.data import FULL_TABLE
+
+    dit = HiVAEDiT.from_tokenizer(
+        tiny_hivae, hidden_size=32, depth=1, heads=2, num_classes=360, text_dim=0, class_names=FULL_TABLE.names()
+    )
+    dit.save_pretrained(tmp_path)
+    assert HiVAEDiT.from_pretrained(tmp_path).config.class_names == FULL_TABLE.names()
+    with pytest.raises(ValueError, match="class_names has 90 names for num_classes=360"):
+        HiVAEDiT(num_classes=360, text_dim=0, class_names=class_names())

@@ -8,12 +8,29 @@ from typing import Literal, Optional
 from torch.utils.data import Dataset
 
 from .folder import SPLITS, HFVideoDataset, VideoFolderDataset, collate_clips, eval_files, read_metadata, split_indices
-from .shapes import COLOURS, MOTIONS, SHAPES, MovingShapes, caption, class_attributes, class_id, class_names
+from .shapes import (
+    COLOURS,
+    FULL_TABLE,
+    LEGACY_TABLE,
+    MOTIONS,
+    PATTERNS,
+    SHAPES,
+    ClassTable,
+    MovingShapes,
+    caption,
+    class_attributes,
+    class_id,
+    class_names,
+)
 from .transforms import frames_to_tensor, resize_center_crop, tensor_to_frames
 from .video_io import VideoInfo, VideoReadError, clip_indices, read_video, video_info, write_video
 
 __all__ = [
     "COLOURS",
+    "FULL_TABLE",
+    "LEGACY_TABLE",
+    "PATTERNS",
+    "ClassTable",
     "MOTIONS",
     "SHAPES",
     "SPLITS",
@@ -55,6 +72,8 @@ class DataConfig:
     seed: int = 0  # shapes: base seed (items depend on (seed, index) only)
     second_object_prob: float = 0.0  # shapes: chance of a second object
     backgrounds: tuple[str, ...] = ("black",)  # shapes: background kinds
+    patterns: tuple[str, ...] = ("steady",)  # shapes: fast patterns (steady, blinking, pulsing, shaking)
+    path_variation: float = 0.0  # shapes: 0 = straight constant-speed paths, 1 = gentle curves and speed changes
     eval_fraction: float = 0.1  # folder/hf: share of video files held out for evaluation (split by file)
 
 
@@ -88,6 +107,8 @@ def build_dataset(config: DataConfig, split: str = "train", **overrides) -> Data
             seed=config.seed + (EVAL_SEED_OFFSET if split == "eval" else 0),
             second_object_prob=config.second_object_prob,
             backgrounds=config.backgrounds,
+            patterns=config.patterns,
+            path_variation=config.path_variation,
         )
     if config.root is None:
         raise ValueError(f"data.root is required for data.source={config.source!r}")

@@ -1,13 +1,21 @@
 """Synthetic moving shapes: the demo, test and CPU-training domain that needs no download.
 
-Every clip is a shape of one colour following one motion (plus optional jitter, a second object and a background),
-rendered analytically at any resolution and frame count, deterministic from `(seed, index)`. Each clip has a caption
-("a red circle moving left") and a class id from a stable table of shape x colour x motion.
+Every clip is a shape of one colour following a slow *path* over the whole clip (left, right, up, down, still;
+optionally curving gently and speeding up or slowing down, the label naming the net direction) with a fast *pattern*
+on top (DESIGN.md section 6):
+- `steady`: none;
+- `blinking`: hidden on every other pair of frames (on, on, off, off) or every other frame, phase random;
+- `pulsing`: its size swings by +-40% with a period of 4 frames, phase random;
+- `shaking`: its centre jumps horizontally by +-5-8% of the frame width, alternating every frame or at random.
+Clips are rendered analytically at any resolution and frame count, deterministic from `(seed, index)`, with a caption
+("a red circle moving left while blinking"; steady clips: "a red circle moving left") and a class id from a
+`ClassTable` of shape x colour x path x pattern. The defaults (steady only, straight paths) are the original domain,
+whose table and ids are unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,47 +31,117 @@ COLOURS = {  # name -> RGB in [0, 1]; far apart in hue so that a detector can te
     "magenta": (1.0, 0.15, 1.0),
 }
 MOTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0), "still": (0.0, 0.0)}
+PATTERNS = ("steady", "blinking", "pulsing", "shaking")
 BACKGROUNDS = ("black", "gray", "gradient", "noise")
+PULSE_AMPLITUDE = 0.4  # relative radius swing of `pulsing`
+SHAKE_RANGE = (0.05, 0.08)  # horizontal jump of `shaking`, fraction of the frame width
+
+
+def caption(shape: str, colour: str, motion: str, pattern: str = "steady") -> str:
+    """ "a red circle moving left", with " while blinking" (pulsing, shaking) for a fast pattern."""
+    text = f"a {colour} {shape} " + ("staying still" if motion == "still" else f"moving {motion}")
+    return text if pattern == "steady" else f"{text} while {pattern}"
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Class ids of shape x colour x path x pattern (pattern fastest). Names: "red circle left" and, when the table
+    has more than the steady pattern, "red circle left blinking". Stored with every checkpoint (`to_names`)."""
+
+    shapes: tuple[str, ...] = SHAPES
+    colours: tuple[str, ...] = tuple(COLOURS)
+    motions: tuple[str, ...] = tuple(MOTIONS)
+    patterns: tuple[str, ...] = ("steady",)
+
+    def __len__(self) -> int:
+        return len(self.shapes) * len(self.colours) * len(self.motions) * len(self.patterns)
+
+    def id(self, shape: str, colour: str, motion: str, pattern: str = "steady") -> int:
+        values = {
+            "shape": (shape, self.shapes),
+            "colour": (colour, self.colours),
+            "motion": (motion, self.motions),
+            "pattern": (pattern, self.patterns),
+        }
+        index = 0
+        for name, (value, table) in values.items():
+            if value not in table:
+                raise ValueError(f"unknown {name} {value!r}, expected one of {list(table)}")
+            index = index * len(table) + table.index(value)
+        return index
+
+    def attributes(self, label: int) -> tuple[str, str, str, str]:
+        """(shape, colour, motion, pattern) of a class id."""
+        if not 0 <= label < len(self):
+            raise ValueError(f"class id {label} out of range [0, {len(self)})")
+        label, pattern = divmod(label, len(self.patterns))
+        label, motion = divmod(label, len(self.motions))
+        shape, colour = divmod(label, len(self.colours))
+        return self.shapes[shape], self.colours[colour], self.motions[motion], self.patterns[pattern]
+
+    def name(self, label: int) -> str:
+        shape, colour, motion, pattern = self.attributes(label)
+        return f"{colour} {shape} {motion}" + ("" if self.patterns == ("steady",) else f" {pattern}")
+
+    def names(self) -> list[str]:
+        return [self.name(i) for i in range(len(self))]
+
+    def caption(self, label: int) -> str:
+        return caption(*self.attributes(label))
+
+    def parse(self, value: str) -> int:
+        """A class id from an id ("42") or a name ("red circle left blinking")."""
+        if value.isdigit():
+            if int(value) >= len(self):
+                raise ValueError(f"class id {value} out of range [0, {len(self)})")
+            return int(value)
+        names = self.names()
+        if value not in names:
+            raise ValueError(f"unknown class {value!r}: give an id in [0, {len(names)}) or a name like {names[-1]!r}")
+        return names.index(value)
+
+    @classmethod
+    def from_names(cls, names: list[str]) -> "ClassTable":
+        """The table whose `names()` are `names` (as stored in a checkpoint's config)."""
+        for patterns in (("steady",), PATTERNS):
+            table = cls(patterns=patterns)
+            if table.names() == list(names):
+                return table
+        raise ValueError(f"class names ({len(names)}) match no shapes class table")
+
+
+LEGACY_TABLE = ClassTable()  # the original steady-only domain: 90 classes
+FULL_TABLE = ClassTable(patterns=PATTERNS)  # two timescales: 360 classes
 
 
 def class_names() -> list[str]:
-    """The stable class table: index -> "colour shape motion", ordered shape, then colour, then motion."""
-    return [f"{c} {s} {m}" for s in SHAPES for c in COLOURS for m in MOTIONS]
+    """Names of the steady-only table (the original domain): "colour shape motion"."""
+    return LEGACY_TABLE.names()
 
 
 def class_id(shape: str, colour: str, motion: str) -> int:
-    """Class index of a (shape, colour, motion) triple."""
-    values = {"shape": (shape, SHAPES), "colour": (colour, tuple(COLOURS)), "motion": (motion, tuple(MOTIONS))}
-    for name, (value, table) in values.items():
-        if value not in table:
-            raise ValueError(f"unknown {name} {value!r}, expected one of {list(table)}")
-    index = (SHAPES.index(shape) * len(COLOURS) + list(COLOURS).index(colour)) * len(MOTIONS)
-    return index + list(MOTIONS).index(motion)
+    """Class index of a (shape, colour, motion) triple in the steady-only table."""
+    return LEGACY_TABLE.id(shape, colour, motion)
 
 
 def class_attributes(label: int) -> tuple[str, str, str]:
-    """(shape, colour, motion) of a class index."""
-    if not 0 <= label < len(SHAPES) * len(COLOURS) * len(MOTIONS):
-        raise ValueError(f"class id {label} out of range [0, {len(SHAPES) * len(COLOURS) * len(MOTIONS)})")
-    label, motion = divmod(label, len(MOTIONS))
-    shape, colour = divmod(label, len(COLOURS))
-    return SHAPES[shape], list(COLOURS)[colour], list(MOTIONS)[motion]
-
-
-def caption(shape: str, colour: str, motion: str) -> str:
-    return f"a {colour} {shape} " + ("staying still" if motion == "still" else f"moving {motion}")
+    """(shape, colour, motion) of a class index of the steady-only table."""
+    return LEGACY_TABLE.attributes(label)[:3]
 
 
 @dataclass
 class ShapeTrack:
-    """One object: attributes and its trajectory in normalised [0, 1] image coordinates."""
+    """One object: attributes and, per frame, its centre (normalised [0, 1] x, y), radius (fraction of the image
+    size) and visibility."""
 
     shape: str
     colour: str
     motion: str
-    radius: float  # fraction of the image size
-    start: tuple[float, float]  # (x, y) centre at frame 0
-    velocity: tuple[float, float]  # (dx, dy) per frame
+    centres: np.ndarray  # (T, 2)
+    radii: np.ndarray  # (T,)
+    visible: np.ndarray  # (T,) bool
+    pattern: str = "steady"
+    details: dict = field(default_factory=dict)  # how the pattern and path were drawn (period, phase, ...)
 
 
 def _signed_distance(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray:
@@ -82,12 +160,42 @@ def render_track(track: ShapeTrack, num_frames: int, height: int, width: int) ->
     """Colour (3,) and coverage `(T, H, W)` in [0, 1] of one object (anti-aliased by a one-pixel ramp)."""
     scale = min(height, width)
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
-    alpha = np.empty((num_frames, height, width), dtype=np.float32)
+    alpha = np.zeros((num_frames, height, width), dtype=np.float32)
     for t in range(num_frames):
-        cx = (track.start[0] + track.velocity[0] * t) * width
-        cy = (track.start[1] + track.velocity[1] * t) * height
-        alpha[t] = np.clip(0.5 - _signed_distance(track.shape, xs - cx, ys - cy, track.radius * scale), 0.0, 1.0)
+        if not track.visible[t]:
+            continue
+        cx, cy = track.centres[t, 0] * width, track.centres[t, 1] * height
+        distance = _signed_distance(track.shape, xs - cx, ys - cy, track.radii[t] * scale)
+        alpha[t] = np.clip(0.5 - distance, 0.0, 1.0)
     return np.asarray(COLOURS[track.colour], dtype=np.float32), alpha
+
+
+def pattern_frames(pattern: str, num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Per-frame (visible (T,), radius factor (T,), x offset in widths (T,), details) of a fast pattern."""
+    t = np.arange(num_frames)
+    visible, scale, offset = np.ones(num_frames, bool), np.ones(num_frames), np.zeros(num_frames)
+    details: dict = {}
+    if pattern == "blinking":
+        period = int(rng.choice([2, 4]))  # on, off | on, on, off, off
+        phase = int(rng.integers(period))
+        visible = ((t + phase) % period) < period // 2
+        details = {"period": period, "phase": phase}
+    elif pattern == "pulsing":
+        phase = float(rng.uniform(0, 2 * np.pi))
+        scale = 1.0 + PULSE_AMPLITUDE * np.sin(2 * np.pi * t / 4 + phase)
+        details = {"period": 4, "phase": phase}
+    elif pattern == "shaking":
+        amplitude = float(rng.uniform(*SHAKE_RANGE))
+        if rng.uniform() < 0.5:
+            signs = np.where((t + int(rng.integers(2))) % 2 == 0, 1.0, -1.0)  # alternating every frame
+            details = {"amplitude": amplitude, "mode": "alternating"}
+        else:
+            signs = rng.choice([-1.0, 1.0], size=num_frames)  # random jumps
+            details = {"amplitude": amplitude, "mode": "random"}
+        offset = amplitude * signs
+    elif pattern != "steady":
+        raise ValueError(f"unknown pattern {pattern!r}, expected one of {PATTERNS}")
+    return visible, scale, offset, details
 
 
 def _background(kind: str, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -109,8 +217,8 @@ def _background(kind: str, rng: np.random.Generator, height: int, width: int) ->
 class MovingShapes(Dataset):
     """Synthetic clips of moving shapes, deterministic from `(seed, index)`.
 
-    Each item is a dict: `video` float `(3, T, H, W)` in [-1, 1], `text` caption, `label` class id, and the
-    `shape`, `colour`, `motion` strings of the first (captioned) object.
+    Each item is a dict: `video` float `(3, T, H, W)` in [-1, 1], `text` caption, `label` class id (in `table`), and
+    the `shape`, `colour`, `motion`, `pattern` strings of the first (captioned) object.
 
     Args:
         num_samples: dataset length (items are generated on the fly).
@@ -122,6 +230,9 @@ class MovingShapes(Dataset):
         radius_range: object radius as a fraction of the image size.
         speed_range: fraction of the free path travelled during the clip (1.0 = edge to edge).
         shapes, colours, motions: restrict the attributes (names from the class table).
+        patterns: fast patterns to draw from (`PATTERNS`); ("steady",) is the original domain.
+        path_variation: 0 = straight paths at constant speed; up to 1 = gentle curves (a bow of up to 12% of the
+            free path) and speeding up or slowing down (progress u**g, g in [1/2, 2]).
     """
 
     def __init__(
@@ -137,6 +248,8 @@ class MovingShapes(Dataset):
         shapes: tuple[str, ...] = SHAPES,
         colours: tuple[str, ...] = tuple(COLOURS),
         motions: tuple[str, ...] = tuple(MOTIONS),
+        patterns: tuple[str, ...] = ("steady",),
+        path_variation: float = 0.0,
     ):
         from .transforms import parse_size
 
@@ -149,34 +262,62 @@ class MovingShapes(Dataset):
             ("shapes", shapes, SHAPES),
             ("colours", colours, COLOURS),
             ("motions", motions, MOTIONS),
+            ("patterns", patterns, PATTERNS),
             ("backgrounds", backgrounds, BACKGROUNDS),
         ):
             unknown = [c for c in chosen if c not in table] or ([] if chosen else ["<empty>"])
             if unknown:
                 raise ValueError(f"{name}: unknown {unknown}, expected a non-empty subset of {list(table)}")
+        if not 0.0 <= path_variation <= 1.0:
+            raise ValueError(f"path_variation must be in [0, 1], got {path_variation}")
         self.num_samples, self.num_frames, self.seed = num_samples, num_frames, seed
         self.second_object_prob, self.backgrounds = second_object_prob, tuple(backgrounds)
         self.radius_range, self.speed_range = radius_range, speed_range
         self.shapes, self.colours, self.motions = tuple(shapes), tuple(colours), tuple(motions)
+        self.patterns, self.path_variation = tuple(patterns), path_variation
+        # labels live in the full attribute table of the chosen patterns, whatever subset is drawn
+        self.table = ClassTable(patterns=tuple(p for p in PATTERNS if p in self.patterns))
 
     def __len__(self) -> int:
         return self.num_samples
 
-    def _track(self, rng: np.random.Generator, shape: str, colour: str, motion: str) -> ShapeTrack:
+    def _track(self, rng: np.random.Generator, shape: str, colour: str, motion: str, pattern: str) -> ShapeTrack:
+        frames = self.num_frames
         radius = rng.uniform(*self.radius_range)
+        visible, scale, offset, details = pattern_frames(pattern, frames, rng)
         direction = np.array(MOTIONS[motion])
-        margin = radius + 0.5 / min(self.height, self.width)
-        free = 1.0 - 2.0 * margin  # room for the centre along each axis
-        travel = free * rng.uniform(*self.speed_range) if motion != "still" else 0.0
-        start = []
-        for axis in range(2):
-            if direction[axis] == 0:
-                start.append(rng.uniform(margin, 1.0 - margin))
+        size = min(self.height, self.width)
+        # keep the largest extent of the object (pulse, shake) inside the frame
+        margin_x = radius * scale.max() + np.abs(offset).max() + 0.5 / size
+        margin_y = radius * scale.max() + 0.5 / size
+        margins = np.array([margin_x, margin_y])
+        free = 1.0 - 2.0 * margins  # room for the centre along each axis
+        axis = int(np.argmax(np.abs(direction))) if motion != "still" else 0
+        travel = free[axis] * rng.uniform(*self.speed_range) if motion != "still" else 0.0
+        u = np.linspace(0.0, 1.0, frames) if frames > 1 else np.zeros(1)
+        gamma, bow = 1.0, 0.0
+        if self.path_variation > 0 and motion != "still":
+            gamma = float(np.exp(rng.uniform(-1, 1) * self.path_variation * np.log(2.0)))  # speeding up / slowing
+            bow = float(rng.uniform(-1, 1) * 0.12 * self.path_variation)
+        progress = u**gamma
+        start = np.zeros(2)
+        for a in range(2):
+            if direction[a] == 0:
+                lo, hi = margins[a], 1.0 - margins[a]
+                if a != axis and motion != "still":  # leave room for the bow across the path
+                    extent = abs(bow) * free[a]
+                    lo, hi = (lo + extent, hi) if bow < 0 else (lo, hi - extent)
+                start[a] = rng.uniform(lo, max(lo, hi))
             else:
-                lo = margin if direction[axis] > 0 else margin + travel
-                start.append(rng.uniform(lo, lo + free - travel))
-        velocity = direction * travel / max(self.num_frames - 1, 1)
-        return ShapeTrack(shape, colour, motion, radius, (start[0], start[1]), (velocity[0], velocity[1]))
+                lo = margins[a] if direction[a] > 0 else margins[a] + travel
+                start[a] = rng.uniform(lo, lo + free[a] - travel)
+        centres = start[None] + direction[None] * travel * progress[:, None]
+        if motion != "still":
+            across = 1 - axis
+            centres[:, across] += bow * free[across] * np.sin(np.pi * u)
+        centres[:, 0] += offset
+        details |= {"gamma": gamma, "bow": bow}
+        return ShapeTrack(shape, colour, motion, centres, radius * scale, visible, pattern, details)
 
     def sample_tracks(self, index: int) -> tuple[list[ShapeTrack], str]:
         """The objects and background of item `index`."""
@@ -184,10 +325,12 @@ class MovingShapes(Dataset):
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
         rng = np.random.default_rng([self.seed, index])
         pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
-        tracks = [self._track(rng, pick(self.shapes), pick(self.colours), pick(self.motions))]
+        first = [pick(self.shapes), pick(self.colours), pick(self.motions)]
+        pattern = pick(self.patterns) if len(self.patterns) > 1 else self.patterns[0]
+        tracks = [self._track(rng, *first, pattern)]
         if rng.uniform() < self.second_object_prob:
             colour = pick([c for c in self.colours if c != tracks[0].colour] or list(self.colours))
-            tracks.append(self._track(rng, pick(self.shapes), colour, pick(self.motions)))
+            tracks.append(self._track(rng, pick(self.shapes), colour, pick(self.motions), "steady"))
         return tracks, pick(self.backgrounds)
 
     def render(self, tracks: list[ShapeTrack], background: str = "black", seed: int = 0) -> torch.Tensor:
@@ -202,15 +345,16 @@ class MovingShapes(Dataset):
     def __getitem__(self, index: int) -> dict:
         tracks, background = self.sample_tracks(index)
         first = tracks[0]
-        text = caption(first.shape, first.colour, first.motion)
+        text = caption(first.shape, first.colour, first.motion, first.pattern)
         if len(tracks) > 1:
             second = tracks[1]
             text += " and " + caption(second.shape, second.colour, second.motion)
         return {
             "video": self.render(tracks, background, seed=self.seed * 1_000_003 + index),
             "text": text,
-            "label": class_id(first.shape, first.colour, first.motion),
+            "label": self.table.id(first.shape, first.colour, first.motion, first.pattern),
             "shape": first.shape,
             "colour": first.colour,
             "motion": first.motion,
+            "pattern": first.pattern,
         }
