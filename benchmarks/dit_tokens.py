@@ -1,6 +1,6 @@
 """DiT cost on HiVAE latents vs on 48x 3D-VAE latents, for the same clip size and the same DiT width/depth.
 
-    python benchmarks/dit_tokens.py                 # 16 x 64 x 64 clips, the shipped checkpoint's geometry
+    python benchmarks/dit_tokens.py                 # 16 x 64 x 64 clips: two-timescale and first-design geometries
     python benchmarks/dit_tokens.py --size 128 --batch 8
 
 For each latent space it reports latent numbers per clip, tokens per clip, and the time and peak memory of one
@@ -40,7 +40,18 @@ def cases(size: int, frames: int) -> dict[str, dict]:
         "num_frames": 1,
         "dynamics_pool": (1, 1),
     }
+    two_timescale = {  # shapes2-64: one token per structure query (its 4x4 grid), dynamics in groups of 4 frames
+        "structure_channels": 4,
+        "num_queries": frames // 4,
+        "structure_size": (size // 16, size // 16),
+        "dynamics_channels": 2,
+        "num_frames": frames,
+        "dynamics_pool": (1, 1),
+        "token_layout": "query",
+        "dynamics_group": 4,
+    }
     return {
+        "hivae two-timescale (683x, query tokens)": two_timescale,
         "hivae (614x)": hivae,
         "3d-vae 48x, patch 2": vae48 | {"patch_size": 2},
         "3d-vae 48x, patch 1": vae48 | {"patch_size": 1},

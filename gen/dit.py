@@ -1,13 +1,17 @@
 """`HiVAEDiT`: a diffusion transformer over the two-part HiVAE latent.
 
-One token sequence holds the structure latent, patchified on its (n_q, h_s, w_s) grid, followed by one dynamics token
-per frame. Each token gets a type embedding and a sin-cos position embedding. DiT blocks use adaLN-Zero on
+One token sequence holds the structure latent followed by the dynamics latent. Two layouts (`token_layout`):
+- "patch": the structure patchified on its (n_q, h_s, w_s) grid, one dynamics token per `dynamics_group` frames;
+- "query": one structure token per query carrying its whole coarse grid (what a query holds belongs together),
+  dynamics grouped over `dynamics_group` frames: a 16-frame clip with 4 queries and groups of 4 is 8 tokens.
+Each token gets a type embedding and a sin-cos position embedding. DiT blocks use adaLN-Zero on
 (timestep + class + pooled text), self-attention through SDPA, cross-attention to the text encoder's hidden states and
 an MLP. Dropping the class/text condition (replaced by learned null embeddings) trains the unconditional branch that
 classifier-free guidance needs.
 
-Shapes: structure (B, d_s, n_q, h_s, w_s) -> (B, n_q*(h_s/p)*(w_s/p), d_s*p*p) tokens;
-        dynamics  (B, d_d, T, p_h, p_w)   -> (B, T, d_d*p_h*p_w) tokens.
+Shapes ("patch"): structure (B, d_s, n_q, h_s, w_s) -> (B, n_q*(h_s/p)*(w_s/p), d_s*p*p) tokens;
+       ("query"): structure -> (B, n_q, d_s*h_s*w_s) tokens;
+       dynamics  (B, d_d, T, p_h, p_w) -> (B, T/g, g*d_d*p_h*p_w) tokens, g = dynamics_group.
 """
 
 from __future__ import annotations
@@ -84,6 +88,11 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         num_classes: class-label conditioning (0 = none). text_dim: text encoder width (0 = no text).
         condition_dropout: probability of dropping the class and (independently) the text condition in training.
         class_names: the class table (id -> name) the labels refer to, stored with the checkpoint (None = unnamed).
+        token_layout: "patch" or "query" (see the module docstring); dynamics_group: frames per dynamics token.
+        condition_probs: (both, text only, class only, neither) probabilities of the training conditions for models
+            with class and text, sampled explicitly so that each path learns to work alone; None = drop class and
+            text independently with `condition_dropout`. With both conditions the class also enters the
+            cross-attention as one more context token (besides adaLN), as text does.
     """
 
     @register_to_config
@@ -104,8 +113,18 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         text_dim: int = 384,
         condition_dropout: float = 0.1,
         class_names: list[str] | None = None,
+        token_layout: str = "patch",
+        dynamics_group: int = 1,
+        condition_probs: tuple[float, float, float, float] | None = None,
+        class_token: bool = False,
     ):
         super().__init__()
+        if condition_probs is not None and (len(condition_probs) != 4 or abs(sum(condition_probs) - 1) > 1e-6):
+            raise ValueError(f"condition_probs must be 4 probabilities summing to 1, got {condition_probs}")
+        if token_layout not in ("patch", "query"):
+            raise ValueError(f"token_layout must be 'patch' or 'query', got {token_layout!r}")
+        if num_frames % dynamics_group:
+            raise ValueError(f"num_frames={num_frames} must be divisible by dynamics_group={dynamics_group}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for num_classes={num_classes}")
         h_s, w_s = structure_size
@@ -113,8 +132,10 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
             raise ValueError(f"structure_size {structure_size} must be divisible by patch_size {patch_size}")
         if num_classes <= 0 and text_dim <= 0:
             raise ValueError("HiVAEDiT needs a condition: num_classes > 0 and/or text_dim > 0")
-        self.structure_in = nn.Linear(structure_channels * patch_size**2, hidden_size)
-        self.dynamics_in = nn.Linear(dynamics_channels * dynamics_pool[0] * dynamics_pool[1], hidden_size)
+        structure_dim = structure_channels * (h_s * w_s if token_layout == "query" else patch_size**2)
+        dynamics_dim = dynamics_channels * dynamics_pool[0] * dynamics_pool[1] * dynamics_group
+        self.structure_in = nn.Linear(structure_dim, hidden_size)
+        self.dynamics_in = nn.Linear(dynamics_dim, hidden_size)
         self.type_embedding = nn.Parameter(torch.zeros(2, hidden_size))
         self.time_mlp = nn.Sequential(nn.Linear(256, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
         # class table has one extra row: the null class used for dropped / unconditional samples
@@ -128,8 +149,8 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         self.blocks = nn.ModuleList(
             DiTBlock(hidden_size, heads, mlp_ratio, hidden_size if text_dim > 0 else 0) for _ in range(depth)
         )
-        self.structure_out = FinalLayer(hidden_size, structure_channels * patch_size**2)
-        self.dynamics_out = FinalLayer(hidden_size, dynamics_channels * dynamics_pool[0] * dynamics_pool[1])
+        self.structure_out = FinalLayer(hidden_size, structure_dim)
+        self.dynamics_out = FinalLayer(hidden_size, dynamics_dim)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -154,11 +175,20 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         return self.config.num_classes
 
     def num_tokens(self) -> int:
+        return self._structure_tokens() + self.config.num_frames // self.config.dynamics_group
+
+    def _structure_tokens(self) -> int:
         c = self.config
-        return (
-            c.num_queries * (c.structure_size[0] // c.patch_size) * (c.structure_size[1] // c.patch_size)
-            + c.num_frames
-        )
+        if c.token_layout == "query":
+            return c.num_queries
+        return c.num_queries * (c.structure_size[0] // c.patch_size) * (c.structure_size[1] // c.patch_size)
+
+    def _structure_pattern(self) -> tuple[str, dict]:
+        """einops pattern and sizes between the structure latent and its tokens."""
+        c, p = self.config, self.config.patch_size
+        if c.token_layout == "query":
+            return "b c n h w -> b n (c h w)", {"h": c.structure_size[0], "w": c.structure_size[1]}
+        return "b c n (h p) (w q) -> b (n h w) (c p q)", {"h": c.structure_size[0] // p, "p": p, "q": p}
 
     def latent_shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Per-clip latent shapes this model generates: ((d_s, n_q, h_s, w_s), (d_d, T, p_h, p_w))."""
@@ -177,14 +207,34 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         ):
             if tuple(tensor.shape[1:]) != tuple(shape):
                 raise ValueError(f"{name} latent must be (B, {', '.join(map(str, shape))}), got {tuple(tensor.shape)}")
-        s = rearrange(latent.structure, "b c n (h p) (w q) -> b (n h w) (c p q)", p=p, q=p)
-        d = rearrange(latent.dynamics, "b c t ph pw -> b t (c ph pw)")
-        grid = (c.num_queries, c.structure_size[0] // p, c.structure_size[1] // p)
+        pattern, sizes = self._structure_pattern()
+        s = rearrange(latent.structure, pattern, **sizes)
+        d = rearrange(latent.dynamics, "b c (g k) ph pw -> b g (k c ph pw)", k=c.dynamics_group)
         dim = c.hidden_size
-        s = self.structure_in(s) + self.type_embedding[0] + sincos_embedding_3d(*grid, dim, s.device).to(s.dtype)
-        frames = torch.arange(c.num_frames, device=d.device)
-        d = self.dynamics_in(d) + self.type_embedding[1] + sincos_embedding_1d(frames, dim).to(d.dtype)
+        if c.token_layout == "query":
+            s_position = sincos_embedding_1d(torch.arange(c.num_queries, device=s.device), dim)
+        else:
+            grid = (c.num_queries, c.structure_size[0] // p, c.structure_size[1] // p)
+            s_position = sincos_embedding_3d(*grid, dim, s.device)
+        s = self.structure_in(s) + self.type_embedding[0] + s_position.to(s.dtype)
+        groups = torch.arange(c.num_frames // c.dynamics_group, device=d.device)
+        d = self.dynamics_in(d) + self.type_embedding[1] + sincos_embedding_1d(groups, dim).to(d.dtype)
         return torch.cat([s, d], dim=1)
+
+    def training_drops(self, batch: int, force_drop: torch.Tensor | None, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(drop_class, drop_text) (B,) bool for a training batch. The drop path runs even with dropout 0, so the
+        null embeddings always take part (DDP needs every parameter in the graph)."""
+        p = self.config.condition_dropout
+        forced = torch.zeros(batch, dtype=torch.bool, device=device) if force_drop is None else force_drop.bool()
+        forced = forced.to(device)
+        if self.config.condition_probs is not None:  # both / text only / class only / neither, explicitly
+            cuts = torch.tensor(self.config.condition_probs, device=device).cumsum(0)
+            case = torch.searchsorted(cuts, torch.rand(batch, device=device).clamp_max(cuts[-1].item() - 1e-6))
+            return forced | (case == 1) | (case == 3), forced | (case == 2) | (case == 3)
+        # class and text dropped independently: the model learns each alone, and neither (for CFG)
+        drop_class = forced | (torch.rand(batch, device=device) < p) if p > 0 else forced
+        drop_text = forced | (torch.rand(batch, device=device) < p) if p > 0 else forced
+        return drop_class, drop_text
 
     def _condition(
         self,
@@ -204,7 +254,8 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
             labels = class_labels if class_labels is not None else torch.full((batch,), self.null_class, device=device)
             if drop_class is not None:
                 labels = torch.where(drop_class, torch.full_like(labels, self.null_class), labels)
-            cond = cond + self.class_embedding(labels)
+            class_vector = self.class_embedding(labels)
+            cond = cond + class_vector
         context = mask = None
         if self.config.text_dim > 0:
             null = self.null_text.to(dtype)[None].expand(batch, 1, -1)
@@ -223,6 +274,9 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
             pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
             cond = cond + self.pooled_proj(pooled)
             context = self.text_proj(states)
+            if self.config.class_token and self.class_embedding is not None:  # the class as one more context token
+                context = torch.cat([class_vector[:, None].to(context.dtype), context], dim=1)
+                mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
         return cond, context, mask
 
     def forward(
@@ -250,14 +304,7 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         timestep = timestep.expand(batch) if timestep.ndim == 0 else timestep
         drop_class = drop_text = force_drop
         if self.training:
-            # class and text are dropped independently: the model learns each alone, and neither (for CFG). The
-            # drop path runs even with dropout 0, so the null embeddings always take part (DDP needs every
-            # parameter in the graph)
-            p = self.config.condition_dropout
-            never = torch.zeros(batch, dtype=torch.bool, device=tokens.device)
-            forced = never if force_drop is None else force_drop.to(tokens.device).bool()
-            drop_class = forced | (torch.rand(batch, device=tokens.device) < p) if p > 0 else forced
-            drop_text = forced | (torch.rand(batch, device=tokens.device) < p) if p > 0 else forced
+            drop_class, drop_text = self.training_drops(batch, force_drop, tokens.device)
         cond, context, mask = self._condition(
             timestep,
             class_labels,
@@ -270,19 +317,15 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         )
         for block in self.blocks:
             tokens = block(tokens, cond, context, mask)
-        n_s = tokens.shape[1] - self.config.num_frames
-        c, p = self.config, self.config.patch_size
-        structure = rearrange(
-            self.structure_out(tokens[:, :n_s], cond),
-            "b (n h w) (c p q) -> b c n (h p) (w q)",
-            n=c.num_queries,
-            h=c.structure_size[0] // p,
-            p=p,
-            q=p,
-        )
+        n_s = self._structure_tokens()
+        c = self.config
+        pattern, sizes = self._structure_pattern()
+        inverse = " -> ".join(reversed(pattern.split(" -> ")))
+        structure = rearrange(self.structure_out(tokens[:, :n_s], cond), inverse, n=c.num_queries, **sizes)
         dynamics = rearrange(
             self.dynamics_out(tokens[:, n_s:], cond),
-            "b t (c ph pw) -> b c t ph pw",
+            "b g (k c ph pw) -> b c (g k) ph pw",
+            k=c.dynamics_group,
             ph=c.dynamics_pool[0],
             pw=c.dynamics_pool[1],
         )

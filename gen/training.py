@@ -55,6 +55,7 @@ class TrainConfig:
     allow_tf32: bool = True  # TF32 matmuls on Ampere+ GPUs
     max_minutes: float = 0.0  # stop early (checkpoint + final export) after this wall time; 0 = no limit
     stop_at_step: int = 0  # end this run at this step (checkpointed; resume later), schedule still spans max_steps
+    budget_minutes: float = 0.0  # total training wall time over all resumed runs (checkpointed); 0 = no limit
 
 
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
@@ -233,7 +234,9 @@ def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-def save_checkpoint(accelerator: Accelerator, config: TrainConfig, step: int, ema=None) -> Path | None:
+def save_checkpoint(
+    accelerator: Accelerator, config: TrainConfig, step: int, ema=None, train_seconds: float = 0.0
+) -> Path | None:
     """save_state into a temporary folder, then rename once every rank has written; prune to
     `checkpoints_total_limit` (0 keeps all), never deleting the checkpoint just written."""
     root = Path(config.output_dir) / "checkpoints"
@@ -248,7 +251,7 @@ def save_checkpoint(accelerator: Accelerator, config: TrainConfig, step: int, em
     if accelerator.is_main_process:
         if ema is not None:
             save_ema(ema, tmp)
-        (tmp / "trainer_state.json").write_text(json.dumps({"step": step}))
+        (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "train_seconds": train_seconds}))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         if config.checkpoints_total_limit > 0:
@@ -257,6 +260,12 @@ def save_checkpoint(accelerator: Accelerator, config: TrainConfig, step: int, em
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def trained_seconds(output_dir: str | Path, step: int) -> float:
+    """Training wall time recorded with the checkpoint of `step` (0 for a fresh run or an older checkpoint)."""
+    state = Path(output_dir) / "checkpoints" / f"step-{step:07d}" / "trainer_state.json"
+    return json.loads(state.read_text()).get("train_seconds", 0.0) if state.is_file() else 0.0
 
 
 def resume_step(accelerator: Accelerator, config: TrainConfig, ema=None) -> int:
@@ -343,6 +352,11 @@ def run_training_loop(
     """
     step = start_step
     started = time.monotonic()
+    prior_seconds = trained_seconds(config.output_dir, start_step) if start_step else 0.0
+    spent = lambda: prior_seconds + time.monotonic() - started  # noqa: E731  (training time over all runs)
+    if config.budget_minutes > 0 and spent() >= 60 * config.budget_minutes:
+        logger.info("training budget of %.1f min already spent at step %d", config.budget_minutes, step)
+        return step
     progress = tqdm(total=config.max_steps, initial=start_step, disable=not accelerator.is_main_process, desc=desc)
     model.train()
     for batch in batches(accelerator, loader, start_step, config):
@@ -381,13 +395,14 @@ def run_training_loop(
             model.train()
         out_of_time = config.max_minutes > 0 and time.monotonic() - started > 60 * config.max_minutes
         out_of_time = out_of_time or step == config.stop_at_step
+        out_of_time = out_of_time or (config.budget_minutes > 0 and spent() > 60 * config.budget_minutes)
         if accelerator.num_processes > 1:  # every process must stop at the same step
             flag = torch.tensor(float(out_of_time), device=accelerator.device)
             out_of_time = bool(accelerator.reduce(flag, reduction="sum").item())
         if step % config.checkpoint_every == 0 or step == config.max_steps or out_of_time:
-            save_checkpoint(accelerator, config, step, ema)
+            save_checkpoint(accelerator, config, step, ema, spent())
         if out_of_time:
-            logger.info("stopping at step %d (max_minutes / stop_at_step); resume by running again", step)
+            logger.info("stopping at step %d (max_minutes / stop_at_step / budget_minutes); rerun to resume", step)
             break
     progress.close()
     return step

@@ -1,8 +1,10 @@
 """Decoding: fuse the structure and dynamics latents into per-frame features, then render pixels.
 
-`LatentFusion` is the conditioning shared by every decoder type: the structure latent is upsampled in space and its
+Two backbones. `spacetime` (the first design): `LatentFusion` is the conditioning shared by every decoder type: the structure latent is upsampled in space and its
 n_q queries are mapped to the T frames (VidTwin's kernel-1 convolution over the query axis); the dynamics latent is
-embedded and broadcast over space; the two are summed. `PixelDecoder` is the fast deterministic decoder.
+embedded and broadcast over space; the two are summed. `PixelDecoder` is the deterministic decoder. `frame` (the
+efficient design): `FrameFusion` maps the structure queries to frames and embeds each frame's dynamics, and
+`FrameDecoder` renders every frame with 2D blocks FiLM-modulated by that embedding, ending in pixel shuffle.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .latents import HierarchicalLatent
-from .layers import ResBlock, SpaceTimeTransformer, Upsample2x
+from .layers import FiLMResBlock2d, ResBlock, SpaceTimeTransformer, Upsample2x
 
 
 class LatentFusion(nn.Module):
@@ -77,3 +79,85 @@ class PixelDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.conv_out(self.stages(self.from_width(self.transformer(features))))
+
+
+def interpolation_matrix(num_queries: int, num_frames: int) -> torch.Tensor:
+    """(num_frames, num_queries) linear interpolation from window centres to frames (each row sums to 1)."""
+    window = num_frames / num_queries
+    centres = torch.arange(num_queries) * window + (window - 1) / 2
+    position = torch.arange(num_frames, dtype=torch.float32)
+    weights = (1 - (position[:, None] - centres[None]).abs() / window).clamp_min(0)
+    weights[position < centres[0], 0] = 1.0  # hold the first and last window's value at the clip's ends
+    weights[position > centres[-1], -1] = 1.0
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+class FrameFusion(nn.Module):
+    """HierarchicalLatent -> fused features (B, width, T, h_s, w_s) and a per-frame dynamics embedding (B*T, cond).
+
+    The efficient backbone's conditioning: structure queries are mapped to frames by a learned linear map over the
+    query axis (initialised as linear interpolation between window centres); the dynamics of each frame is embedded
+    once, added to every site and handed to the decoder's FiLM layers.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        structure_channels: int,
+        dynamics_channels: int,
+        num_queries: int,
+        num_frames: int,
+        cond_dim: int,
+    ):
+        super().__init__()
+        self.structure_in = nn.Conv3d(structure_channels, width, 1)
+        self.query_to_time = nn.Linear(num_queries, num_frames)
+        with torch.no_grad():
+            self.query_to_time.weight.copy_(interpolation_matrix(num_queries, num_frames))
+            self.query_to_time.bias.zero_()
+        self.dynamics_in = nn.Sequential(
+            nn.Linear(dynamics_channels, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim), nn.SiLU()
+        )
+        self.dynamics_to_width = nn.Linear(cond_dim, width)
+
+    def forward(self, latent: HierarchicalLatent) -> tuple[torch.Tensor, torch.Tensor]:
+        structure = self.structure_in(latent.structure)  # (B, C, n_q, h, w)
+        structure = rearrange(
+            self.query_to_time(rearrange(structure, "b c n h w -> b c h w n")), "b c h w t -> b c t h w"
+        )
+        cond = self.dynamics_in(rearrange(latent.dynamics, "b c t ph pw -> b t (c ph pw)"))  # (B, T, cond)
+        features = structure + rearrange(self.dynamics_to_width(cond), "b t c -> b c t 1 1")
+        return features, rearrange(cond, "b t c -> (b t) c")
+
+
+class FrameDecoder(nn.Module):
+    """Fused features (B, width, T, h, w) + per-frame cond (B*T, cond) -> pixels (B, 3, T, h*f, w*f).
+
+    Per-frame 2D res-blocks (FiLM-modulated by the frame's dynamics) from coarse to fine with nearest upsampling in
+    between, then a convolution to `patch`**2 * 3 channels and pixel shuffle; f = patch * 2**(len(channels) - 1).
+    """
+
+    def __init__(self, width: int, channels: tuple[int, ...], patch: int, out_channels: int, cond_dim: int):
+        super().__init__()
+        self.conv_in = nn.Conv2d(width, channels[0], 3, padding=1)
+        self.blocks = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        for level, ch in enumerate(channels):
+            self.blocks.append(FiLMResBlock2d(channels[max(level - 1, 0)], ch, cond_dim))
+            if level < len(channels) - 1:
+                self.ups.append(nn.Conv2d(ch, ch, 3, padding=1))
+        self.out = nn.Sequential(
+            nn.GroupNorm(min(8, channels[-1]), channels[-1]),
+            nn.SiLU(),
+            nn.Conv2d(channels[-1], out_channels * patch**2, 3, padding=1),
+            nn.PixelShuffle(patch),
+        )
+
+    def forward(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        b = features.shape[0]
+        h = self.conv_in(rearrange(features, "b c t h w -> (b t) c h w"))
+        for level, block in enumerate(self.blocks):
+            h = block(h, cond)
+            if level < len(self.ups):
+                h = self.ups[level](F.interpolate(h, scale_factor=2, mode="nearest"))
+        return rearrange(self.out(h), "(b t) c h w -> b c t h w", b=b)

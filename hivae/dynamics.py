@@ -10,6 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
+
+from .encoder import FrameEncoder
+from .layers import dct_basis
 
 
 class DynamicsBranch(nn.Module):
@@ -24,3 +28,50 @@ class DynamicsBranch(nn.Module):
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = F.adaptive_avg_pool3d(self.project(z), (z.shape[2], *self.pool_size))
         return self.to_moments(pooled).chunk(2, dim=1)
+
+
+class FastDynamicsBranch(nn.Module):
+    """Video (B, 3, T, H, W) -> mean, logvar (B, d_d, T, 1, 1): the fast part of per-frame features.
+
+    Every frame is encoded with x, y coordinate channels appended, then reduced over space to its mean and its first
+    moments along x and y (what is there and where it sits: a jump left or right survives), and its slow part is
+    removed: the projection onto the `lowpass` slowest cosines
+    over the clip (constant, trend, gentle curve, ...) is subtracted, and a bias-free linear head keeps the mean free
+    of it. Static content and the slow path cannot sit in the mean; blinking, pulsing and shaking can.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: tuple[int, ...],
+        patch: int,
+        latent_channels: int,
+        num_frames: int,
+        lowpass: int = 4,
+    ):
+        super().__init__()
+        if not 0 <= lowpass < num_frames:
+            raise ValueError(f"dynamics_lowpass must be in [0, num_frames={num_frames}), got {lowpass}")
+        hidden = channels[-1]
+        self.encoder = FrameEncoder(in_channels + 2, channels, patch, hidden)
+        self.register_buffer("basis", dct_basis(num_frames, lowpass), persistent=False)  # (lowpass, T)
+        self.to_mean = nn.Conv1d(3 * hidden, latent_channels, 1, bias=False)
+        self.to_logvar = nn.Conv1d(3 * hidden, latent_channels, 1)
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, _, t, h, w = video.shape
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1, 1, h, device=video.device), torch.linspace(-1, 1, w, device=video.device), indexing="ij"
+        )
+        coords = torch.stack([xs, ys]).to(video.dtype)
+        frames = rearrange(video, "b c t h w -> (b t) c h w")
+        frames = torch.cat([frames, coords.expand(frames.shape[0], -1, -1, -1)], dim=1)
+        maps = self.encoder(frames)  # (B*T, C, h', w')
+        grid = F.interpolate(coords[None], size=maps.shape[-2:], mode="bilinear", align_corners=False)[0]
+        # the average over space and the first moments along x and y: what is there, and where it sits
+        pooled = torch.cat([maps.mean(dim=(2, 3)), *((maps * g).mean(dim=(2, 3)) for g in grid)], dim=1)
+        features = rearrange(pooled, "(b t) c -> b c t", b=b)  # (B, 3C, T)
+        basis = self.basis.to(features.dtype)
+        fast = features - (features @ basis.T) @ basis  # remove the slow cosines
+        mean, logvar = self.to_mean(fast), self.to_logvar(fast)
+        return rearrange(mean, "b c t -> b c t 1 1"), rearrange(logvar, "b c t -> b c t 1 1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import Downsample2x, ResBlock, SpaceTimeTransformer
+from .layers import Downsample2x, FiLMResBlock2d, ResBlock, SpaceTimeTransformer
 
 
 class Encoder(nn.Module):
@@ -38,3 +38,27 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.transformer(self.to_width(self.stages(self.conv_in(x))))
+
+
+class FrameEncoder(nn.Module):
+    """Images (N, C_in, H, W) -> (N, out_channels, H/f, W/f), f = patch * 2**(len(channels) - 1).
+
+    The efficient backbone's encoder: pixel unshuffle by `patch` (space-to-depth, so no convolution runs at full
+    resolution), then one FiLM-free res-block per level with a strided convolution between levels.
+    """
+
+    def __init__(self, in_channels: int, channels: tuple[int, ...], patch: int, out_channels: int):
+        super().__init__()
+        self.unshuffle = nn.PixelUnshuffle(patch)
+        self.conv_in = nn.Conv2d(in_channels * patch**2, channels[0], 3, padding=1)
+        layers: list[nn.Module] = []
+        for level, ch in enumerate(channels):
+            if level > 0:
+                layers.append(nn.Conv2d(channels[level - 1], ch, 3, stride=2, padding=1))
+            layers.append(FiLMResBlock2d(ch))
+        self.levels = nn.Sequential(*layers)
+        self.out = nn.Sequential(nn.GroupNorm(min(8, channels[-1]), channels[-1]), nn.SiLU())
+        self.proj = nn.Conv2d(channels[-1], out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.out(self.levels(self.conv_in(self.unshuffle(x)))))

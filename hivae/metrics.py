@@ -27,6 +27,15 @@ def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device=None) -
     return kernel / kernel.sum()
 
 
+def _valid_blur_matrix(kernel: torch.Tensor, length: int) -> torch.Tensor:
+    """(length - k + 1, length) matrix applying a 1D kernel of k taps over the valid region."""
+    k = kernel.numel()
+    matrix = torch.zeros(length - k + 1, length, dtype=kernel.dtype, device=kernel.device)
+    for i in range(length - k + 1):
+        matrix[i, i : i + k] = kernel
+    return matrix
+
+
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -49,7 +58,8 @@ def ssim(
     size = min(window, x.shape[-2], x.shape[-1])
     size -= 1 - size % 2  # odd
     kernel = _gaussian_window(size, sigma, x.dtype, x.device)
-    blur = lambda v: F.conv2d(F.conv2d(v, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))  # noqa: E731
+    rows, cols = _valid_blur_matrix(kernel, x.shape[-2]), _valid_blur_matrix(kernel, x.shape[-1])
+    blur = lambda v: rows @ v @ cols.T  # noqa: E731  (valid separable Gaussian blur as two matrix products)
     mu_x, mu_y = blur(x), blur(y)
     var_x, var_y = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y

@@ -12,19 +12,21 @@ diffusers' forward hooks, so `enable_model_cpu_offload` moves the tokenizer to t
 
 from __future__ import annotations
 
+import math
+
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils.accelerate_utils import apply_forward_hook
 
-from .decoder import LatentFusion, PixelDecoder
+from .decoder import FrameDecoder, FrameFusion, LatentFusion, PixelDecoder
 from .diffusion_decoder import DiffusionDecoder
-from .dynamics import DynamicsBranch
+from .dynamics import DynamicsBranch, FastDynamicsBranch
 from .encoder import Encoder
 from .latents import DiagonalGaussian, HierarchicalLatent, HierarchicalLatentDistribution
 from .loading import CheckedLoadMixin
 from .outputs import DecoderOutput, EncoderOutput, ReconstructionOutput
-from .structure import StructureBranch
+from .structure import SlowStructureBranch, StructureBranch
 from .validation import check_finite, check_video
 
 
@@ -70,6 +72,16 @@ LATENT_STATISTICS = ("structure_shift", "structure_scale", "dynamics_shift", "dy
 class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
     """Hierarchical video VAE with a slow structure latent and a fast dynamics latent.
 
+    Two backbones share the latent layout and the API:
+    - `backbone="spacetime"` (the first design): 3D-conv res-blocks and a factorised space-time transformer give a
+      base latent; a Q-Former over time makes the structure, a spatial average the dynamics; a space-time decoder.
+    - `backbone="frame"` (efficient, two timescales by construction): pixel unshuffle by `patch_size` and per-frame
+      2D convolutions only. Structure: each window of `structure_window` frames is reduced to its per-pixel max
+      before encoding (one query per window, so `num_queries = num_frames / structure_window`): a fast pattern cannot
+      enter. Dynamics: per-frame features with coordinate channels, averaged over space, minus their projection on
+      the `dynamics_lowpass` slowest cosines: slow content cannot enter. The decoder maps queries to frames and
+      renders each frame with 2D blocks FiLM-modulated by its dynamics.
+
     Args:
         sample_size: training clip side H = W in pixels (other sizes work if divisible by `spatial_factor`).
         num_frames: frames T per clip (per window when tiling).
@@ -82,6 +94,9 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         diffusion_channels, diffusion_patch_size, diffusion_residual_scale, shortcut_fraction: width, input patch
             size, residual units (about the residual's std) and shortcut-objective share of the diffusion decoder.
         structure_shift/scale, dynamics_shift/scale: latent statistics used by `normalize_latent` for the DiT.
+        backbone, patch_size, structure_window, structure_pool, dynamics_width, dynamics_patch, dynamics_lowpass:
+            the efficient backbone (see above); `channel_mults` sets its encoder/decoder levels, `width` its fused
+            feature width.
     """
 
     _supports_gradient_checkpointing = False
@@ -114,25 +129,56 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         structure_scale: float = 1.0,
         dynamics_shift: float = 0.0,
         dynamics_scale: float = 1.0,
+        backbone: str = "spacetime",
+        patch_size: int = 4,
+        structure_window: int = 4,
+        structure_pool: str = "max",
+        dynamics_width: int = 32,
+        dynamics_patch: int = 8,
+        dynamics_lowpass: int = 4,
+        structure_blur: float = 0.0,
     ):
         super().__init__()
         if decoder_type not in ("deterministic", "diffusion"):
             raise ValueError(f"decoder_type must be 'deterministic' or 'diffusion', got {decoder_type!r}")
+        if backbone not in ("spacetime", "frame"):
+            raise ValueError(f"backbone must be 'spacetime' or 'frame', got {backbone!r}")
         channel_mults = tuple(channel_mults)
-        self.encoder = Encoder(in_channels, base_channels, channel_mults, width, encoder_depth, heads)
-        self.structure_branch = StructureBranch(
-            width, structure_channels, num_queries, structure_downsample, qformer_depth, heads
-        )
-        self.dynamics_branch = DynamicsBranch(width, dynamics_channels, tuple(dynamics_pool))
-        self.fusion = LatentFusion(
-            width, structure_channels, dynamics_channels, num_queries, num_frames, structure_downsample
-        )
-        self.decoder = PixelDecoder(width, decoder_depth, heads, base_channels, channel_mults, in_channels)
+        if backbone == "frame":
+            if num_frames % structure_window or num_queries != num_frames // structure_window:
+                raise ValueError(
+                    f"backbone='frame' takes one structure query per window: num_queries must be num_frames / "
+                    f"structure_window = {num_frames} / {structure_window}, got {num_queries}"
+                )
+            if tuple(dynamics_pool) != (1, 1) or structure_downsample != 0:
+                raise ValueError("backbone='frame' needs dynamics_pool=(1, 1) and structure_downsample=0")
+            channels = tuple(base_channels * m for m in channel_mults)
+            cond_dim = width // 2
+            self.encoder = None
+            self.structure_branch = SlowStructureBranch(
+                in_channels, channels, patch_size, structure_channels, structure_window, structure_pool, structure_blur
+            )
+            self.dynamics_branch = FastDynamicsBranch(
+                in_channels, (dynamics_width,), dynamics_patch, dynamics_channels, num_frames, dynamics_lowpass
+            )
+            self.fusion = FrameFusion(width, structure_channels, dynamics_channels, num_queries, num_frames, cond_dim)
+            self.decoder = FrameDecoder(width, channels[::-1], patch_size, in_channels, cond_dim)
+        else:
+            self.encoder = Encoder(in_channels, base_channels, channel_mults, width, encoder_depth, heads)
+            self.structure_branch = StructureBranch(
+                width, structure_channels, num_queries, structure_downsample, qformer_depth, heads
+            )
+            self.dynamics_branch = DynamicsBranch(width, dynamics_channels, tuple(dynamics_pool))
+            self.fusion = LatentFusion(
+                width, structure_channels, dynamics_channels, num_queries, num_frames, structure_downsample
+            )
+            self.decoder = PixelDecoder(width, decoder_depth, heads, base_channels, channel_mults, in_channels)
+        feature_levels = int(math.log2(self.spatial_factor)) - (0 if backbone == "frame" else structure_downsample)
         self.diffusion_decoder = (
             DiffusionDecoder(
                 width,
                 diffusion_channels,
-                len(channel_mults) - 1,
+                feature_levels,
                 in_channels,
                 diffusion_patch_size,
                 diffusion_residual_scale,
@@ -147,7 +193,10 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
     @property
     def spatial_factor(self) -> int:
         """Pixels per structure-latent cell along H and W."""
-        return 2 ** (len(self.config.channel_mults) - 1 + self.config.structure_downsample)
+        c = self.config
+        if c.backbone == "frame":
+            return c.patch_size * 2 ** (len(c.channel_mults) - 1)
+        return 2 ** (len(c.channel_mults) - 1 + c.structure_downsample)
 
     def latent_shapes(self, num_frames: int | None = None, height: int | None = None, width: int | None = None):
         """Per-clip shapes ((d_s, n_q, h_s, w_s), (d_d, t, p_h, p_w)) for a clip of the given size."""
@@ -186,7 +235,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
 
     # ----------------------------------------------------------------- encode
     def _encode_window(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        z = self.encoder(x)
+        z = x if self.encoder is None else self.encoder(x)  # the frame backbone's branches read the video itself
         return (*self.structure_branch(z), *self.dynamics_branch(z))
 
     def _encode_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -238,9 +287,16 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         check_finite(d, "dynamics latent")
         return windows
 
-    def _decode_window(self, latent: HierarchicalLatent, steps: int, generator) -> torch.Tensor:
+    def render(self, latent: HierarchicalLatent) -> tuple[torch.Tensor, torch.Tensor]:
+        """One window's deterministic decode (B, 3, T, H, W) and the fused features that condition it."""
+        if self.config.backbone == "frame":
+            features, cond = self.fusion(latent)
+            return self.decoder(features, cond), features
         features = self.fusion(latent)
-        video = self.decoder(features)
+        return self.decoder(features), features
+
+    def _decode_window(self, latent: HierarchicalLatent, steps: int, generator) -> torch.Tensor:
+        video, features = self.render(latent)
         if self.diffusion_decoder is not None and steps > 0:
             video = video + self.diffusion_decoder.sample(video, features, steps, generator)
         return video
@@ -321,8 +377,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         if self.training and self.diffusion_decoder is not None:
             # training: the deterministic reconstruction, plus the diffusion decoder's loss on its residual
             self._check_latent(latent)
-            features = self.fusion(latent)
-            video = self.decoder(features)
+            video, features = self.render(latent)
             diffusion_loss, _ = self.diffusion_decoder.loss(
                 sample - video.detach(), video.detach(), features, self.config.shortcut_fraction
             )

@@ -133,3 +133,36 @@ def confusion_matrices(videos: torch.Tensor, targets: list[tuple[str, str, str, 
             row = tables[key].setdefault(true, {})
             row[seen or "none"] = row.get(seen or "none", 0) + 1
     return tables
+
+
+def clip_statistics(video: torch.Tensor, threshold: float = 0.35) -> dict[str, float] | None:
+    """What varies between clips of one class: start position (x, y of the first visible centroid, in [0, 1]), size
+    (median foreground area as a fraction of the frame) and pattern phase (blinking: first hidden frame mod 4;
+    pulsing: frame of the largest area among the first four; shaking: 1 if the first jump goes right, else 0; steady:
+    None). None when the clip has no readable object."""
+    found = detect_attributes(video, threshold)
+    if found.shape is None or found.pattern is None:
+        return None
+    x = ((video.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()
+    _, frames, height, width = x.shape
+    background = np.median(x.reshape(3, -1), axis=1)[:, None, None, None]
+    mask = np.abs(x - background).max(axis=0) > threshold
+    areas = mask.reshape(frames, -1).sum(1)
+    visible = np.flatnonzero(areas >= 4)
+    ys, xs = np.mgrid[0:height, 0:width]
+    first = mask[visible[0]]
+    stats = {
+        "start_x": float(xs[first].mean() / width),
+        "start_y": float(ys[first].mean() / height),
+        "size": float(np.median(areas[visible]) / (height * width)),
+        "phase": None,
+    }
+    if found.pattern == "blinking":
+        hidden = np.flatnonzero(areas < 0.2 * np.median(areas[visible]))
+        stats["phase"] = float(hidden[0] % 4) if len(hidden) else None
+    elif found.pattern == "pulsing":
+        stats["phase"] = float(np.argmax(areas[:4]))
+    elif found.pattern == "shaking" and frames > 1:
+        centre = [xs[mask[t]].mean() for t in range(2)]
+        stats["phase"] = float(centre[1] > centre[0])
+    return stats

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from einops import rearrange
+import torch.nn.functional as F
+from einops import rearrange, reduce
 
+from .encoder import FrameEncoder
 from .layers import Attention, Downsample2x, Mlp, ResBlock, sincos_embedding_1d
 
 
@@ -65,3 +67,56 @@ class StructureBranch(nn.Module):
         summary = self.qformer(rearrange(z, "b c t h w -> (b h w) t c"))  # (B*h*w, n_q, C)
         grid = rearrange(summary, "(b h w) n c -> b c n h w", b=b, h=h, w=w)  # queries take the time axis
         return self.to_moments(self.down(grid)).chunk(2, dim=1)
+
+
+class SlowStructureBranch(nn.Module):
+    """Video (B, 3, T, H, W) -> mean, logvar (B, d_s, T / window, H / f, W / f): one query per window of frames.
+
+    Low-pass in time by construction (DESIGN.md section 6): each window of `window` frames is reduced to its
+    per-pixel maximum (or mean) *before* any learned layer, so a pattern whose period fits in the window (blinking on
+    and off, a pulse, a jump back and forth) reaches the structure only as its envelope; what changes from window
+    to window is the slow path. Each reduced frame is encoded by a `FrameEncoder`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: tuple[int, ...],
+        patch: int,
+        latent_channels: int,
+        window: int = 4,
+        pool: str = "max",
+        blur: float = 0.0,
+    ):
+        super().__init__()
+        self.blur = blur
+        if pool not in ("max", "mean", "presence"):
+            raise ValueError(f"structure_pool must be 'max', 'mean' or 'presence', got {pool!r}")
+        self.window, self.pool = window, pool
+        self.encoder = FrameEncoder(in_channels, channels, patch, 2 * latent_channels)
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = video.shape[0]
+        if self.pool == "presence":  # mean of the window's frames, each weighted by how much differs from the clip
+            background = video.flatten(2).median(dim=2).values[:, :, None, None, None]
+            presence = (video - background).abs().amax(dim=1, keepdim=True).mean(dim=(3, 4), keepdim=True)
+            presence = (presence > 0.1 * presence.amax(dim=2, keepdim=True)).to(video.dtype) + 1e-3  # (B, 1, T, 1, 1)
+            weights = presence / reduce(
+                presence, "b c (n w) h x -> b c n h x", "sum", w=self.window
+            ).repeat_interleave(self.window, dim=2)
+            slow = reduce(video * weights, "b c (n w) h x -> (b n) c h x", "sum", w=self.window)
+        else:
+            slow = reduce(video, "b c (n w) h x -> (b n) c h x", self.pool, w=self.window)  # envelope of each window
+        if self.blur > 0:  # a fixed spatial low-pass: sub-cell jumps and size swings of a pattern average out
+            radius = int(3 * self.blur)
+            taps = torch.exp(
+                -(torch.arange(-radius, radius + 1, device=slow.device, dtype=slow.dtype) ** 2) / (2 * self.blur**2)
+            )
+            taps = taps / taps.sum()
+            c = slow.shape[1]
+            slow = F.conv2d(
+                F.pad(slow, (radius,) * 4, mode="replicate"), taps.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c
+            )
+            slow = F.conv2d(slow, taps.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+        moments = rearrange(self.encoder(slow), "(b n) c h w -> b c n h w", b=b)
+        return moments.chunk(2, dim=1)

@@ -6,7 +6,8 @@ on top (DESIGN.md section 6):
 - `steady`: none;
 - `blinking`: hidden on every other pair of frames (on, on, off, off) or every other frame, phase random;
 - `pulsing`: its size swings by +-40% with a period of 4 frames, phase random;
-- `shaking`: its centre jumps horizontally by +-5-8% of the frame width, alternating every frame or at random.
+- `shaking`: its centre jumps horizontally by +-5-8% of the frame width, alternating every frame or at random
+  (two jumps each way in every 4 frames).
 Clips are rendered analytically at any resolution and frame count, deterministic from `(seed, index)`, with a caption
 ("a red circle moving left while blinking"; steady clips: "a red circle moving left") and a class id from a
 `ClassTable` of shape x colour x path x pattern. The defaults (steady only, straight paths) are the original domain,
@@ -189,8 +190,9 @@ def pattern_frames(pattern: str, num_frames: int, rng: np.random.Generator) -> t
         if rng.uniform() < 0.5:
             signs = np.where((t + int(rng.integers(2))) % 2 == 0, 1.0, -1.0)  # alternating every frame
             details = {"amplitude": amplitude, "mode": "alternating"}
-        else:
-            signs = rng.choice([-1.0, 1.0], size=num_frames)  # random jumps
+        else:  # random jumps, balanced within every 4 frames (two each way) so that they stay a fast pattern
+            blocks = [rng.permutation([1.0, 1.0, -1.0, -1.0]) for _ in range(-(-num_frames // 4))]
+            signs = np.concatenate(blocks)[:num_frames]
             details = {"amplitude": amplitude, "mode": "random"}
         offset = amplitude * signs
     elif pattern != "steady":
@@ -281,15 +283,23 @@ class MovingShapes(Dataset):
     def __len__(self) -> int:
         return self.num_samples
 
-    def _track(self, rng: np.random.Generator, shape: str, colour: str, motion: str, pattern: str) -> ShapeTrack:
+    def _track(
+        self, rng: np.random.Generator, shape: str, colour: str, motion: str, pattern: str, pattern_rng=None
+    ) -> ShapeTrack:
+        """`pattern_rng` draws the pattern's phase etc. apart from `rng`, so that one item rendered with another
+        pattern keeps its shape, colour and path."""
         frames = self.num_frames
         radius = rng.uniform(*self.radius_range)
-        visible, scale, offset, details = pattern_frames(pattern, frames, rng)
+        visible, scale, offset, details = pattern_frames(pattern, frames, pattern_rng or rng)
         direction = np.array(MOTIONS[motion])
         size = min(self.height, self.width)
-        # keep the largest extent of the object (pulse, shake) inside the frame
-        margin_x = radius * scale.max() + np.abs(offset).max() + 0.5 / size
-        margin_y = radius * scale.max() + 0.5 / size
+        # keep the largest extent of the object inside the frame: in the two-timescale domain the margin allows for
+        # any pattern, so that one item rendered with another pattern keeps its path
+        if self.patterns != ("steady",) or self.path_variation > 0:
+            margin_x = radius * (1 + PULSE_AMPLITUDE) + SHAKE_RANGE[1] + 0.5 / size
+            margin_y = radius * (1 + PULSE_AMPLITUDE) + 0.5 / size
+        else:
+            margin_x = margin_y = radius + 0.5 / size
         margins = np.array([margin_x, margin_y])
         free = 1.0 - 2.0 * margins  # room for the centre along each axis
         axis = int(np.argmax(np.abs(direction))) if motion != "still" else 0
@@ -327,7 +337,7 @@ class MovingShapes(Dataset):
         pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
         first = [pick(self.shapes), pick(self.colours), pick(self.motions)]
         pattern = pick(self.patterns) if len(self.patterns) > 1 else self.patterns[0]
-        tracks = [self._track(rng, *first, pattern)]
+        tracks = [self._track(rng, *first, pattern, np.random.default_rng([self.seed, index, 1]))]
         if rng.uniform() < self.second_object_prob:
             colour = pick([c for c in self.colours if c != tracks[0].colour] or list(self.colours))
             tracks.append(self._track(rng, pick(self.shapes), colour, pick(self.motions), "steady"))

@@ -3,17 +3,20 @@
 from .attention import Attention, set_attention_backend
 from .conv import Downsample2x, ResBlock, Upsample2x
 from .embeddings import sincos_embedding_1d, sincos_embedding_3d, timestep_embedding
+from .frame import FiLMResBlock2d, dct_basis
 from .mlp import Mlp
 from .spacetime import SpaceTimeBlock, SpaceTimeTransformer
 
 __all__ = [
     "Attention",
     "Downsample2x",
+    "FiLMResBlock2d",
     "Mlp",
     "ResBlock",
     "SpaceTimeBlock",
     "SpaceTimeTransformer",
     "Upsample2x",
+    "dct_basis",
     "set_attention_backend",
     "sincos_embedding_1d",
     "sincos_embedding_3d",

@@ -1,0 +1,147 @@
+"""The efficient two-timescale backbone: shapes, the split by construction, the DiT's compact token layout."""
+
+import pytest
+import torch
+
+from gen.dit import HiVAEDiT
+from hivae import HierarchicalLatent, HiVAE
+from hivae.data import PATTERNS, MovingShapes
+
+FRAME = dict(
+    backbone="frame",
+    sample_size=64,
+    num_frames=16,
+    base_channels=16,
+    channel_mults=(1, 2, 2),
+    width=32,
+    structure_channels=4,
+    num_queries=4,
+    structure_downsample=0,
+    dynamics_channels=2,
+    structure_pool="presence",
+    structure_blur=4.0,
+    dynamics_width=16,
+)
+
+
+def test_frame_backbone_shapes_ratio_and_decoders(tmp_path):
+    torch.manual_seed(0)
+    model = HiVAE(**FRAME).eval()
+    assert model.spatial_factor == 16 and model.latent_shapes() == ((4, 4, 4, 4), (2, 16, 1, 1))
+    assert model.compression_ratio == pytest.approx(3 * 16 * 64 * 64 / (256 + 32))
+    video = torch.rand(2, 3, 16, 64, 64) * 2 - 1
+    with torch.no_grad():
+        latent = model.encode(video).latent_dist.mode()
+        assert model.decode(latent).sample.shape == video.shape
+    model.save_pretrained(tmp_path)
+    loaded = HiVAE.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(video).sample, model(video).sample)
+    diffusion = HiVAE(**FRAME, decoder_type="diffusion", diffusion_channels=8).eval()
+    with torch.no_grad():
+        assert diffusion.decode(diffusion.encode(video).latent_dist.mode(), num_inference_steps=2).sample.shape == (
+            2,
+            3,
+            16,
+            64,
+            64,
+        )
+    with pytest.raises(ValueError, match="one structure query per window"):
+        HiVAE(**(FRAME | {"num_queries": 2}))
+
+
+def test_dynamics_mean_has_no_slow_part():
+    """The dynamics mean is orthogonal to the slowest cosines over the clip: no constant, no trend."""
+    from hivae.layers import dct_basis
+
+    torch.manual_seed(0)
+    model = HiVAE(**FRAME).eval()
+    with torch.no_grad():
+        dynamics = model.encode(torch.rand(3, 3, 16, 64, 64) * 2 - 1).latent_dist.mode().dynamics  # (B, d, T, 1, 1)
+    slow = dynamics.flatten(3).squeeze(-1) @ dct_basis(16, 4).T
+    assert slow.abs().max() < 1e-4 * dynamics.abs().max()
+
+
+def _pattern_pairs(model, clips: int = 16):
+    """Latents of the same clips (shape, colour, path) rendered with each fast pattern."""
+    latents = {}
+    for pattern in PATTERNS:
+        data = MovingShapes(clips, 16, 64, seed=5, patterns=(pattern,), path_variation=1.0)
+        with torch.no_grad():
+            latents[pattern] = model.encode(torch.stack([data[i]["video"] for i in range(clips)])).latent_dist.mode()
+    return latents
+
+
+def test_changing_only_the_fast_pattern_moves_dynamics_not_structure_even_untrained():
+    """Relative to each latent's spread (mean distance between clips), swapping a clip's fast pattern moves the
+    structure latent at most a fifth as much as the dynamics latent: by construction, not by training."""
+    torch.manual_seed(0)
+    latents = _pattern_pairs(HiVAE(**FRAME).eval())
+    moves = {}
+    for part in ("structure", "dynamics"):
+        every = torch.cat([getattr(z, part).flatten(1) for z in latents.values()])
+        spread = torch.cdist(every, every).mean()
+        steady = getattr(latents["steady"], part).flatten(1)
+        moves[part] = torch.stack(
+            [(getattr(latents[p], part).flatten(1) - steady).norm(dim=1).mean() / spread for p in PATTERNS[1:]]
+        )
+    assert moves["structure"].mean() <= moves["dynamics"].mean() / 5, moves
+    assert (moves["structure"] < moves["dynamics"]).all(), moves  # each pattern on its own too
+
+
+def test_query_token_layout_is_four_times_smaller_than_a_48x_latent():
+    dit = HiVAEDiT(
+        structure_channels=4,
+        num_queries=4,
+        structure_size=(4, 4),
+        dynamics_channels=2,
+        num_frames=16,
+        token_layout="query",
+        dynamics_group=4,
+        hidden_size=32,
+        depth=1,
+        heads=2,
+        num_classes=3,
+        text_dim=0,
+    )
+    tokens_48x = 4 * (8 // 2) * (8 // 2)  # 16 channels on 4x8x8 cells at 16x64x64, 2x2 patches
+    assert dit.num_tokens() == 8 and tokens_48x / dit.num_tokens() >= 4
+    torch.manual_seed(0)
+    for layer in [b.modulation[-1] for b in dit.blocks] + [dit.structure_out.linear, dit.dynamics_out.linear]:
+        torch.nn.init.normal_(layer.weight, std=0.1)
+    z = HierarchicalLatent(torch.randn(2, 4, 4, 4, 4), torch.randn(2, 2, 16, 1, 1))
+    out = dit(z, torch.tensor([100.0, 900.0]), torch.tensor([0, 1])).sample
+    assert out.structure.shape == z.structure.shape and out.dynamics.shape == z.dynamics.shape
+    # a change in one query's latent changes the prediction (tokens and positions line up with the latent)
+    bumped = z.replace(structure=z.structure.clone())
+    bumped.structure[:, :, 2] += 1.0
+    assert not torch.allclose(
+        dit(bumped, torch.tensor([100.0, 900.0]), torch.tensor([0, 1])).sample.structure, out.structure
+    )
+
+
+def test_four_way_condition_sampling_and_class_token():
+    dit = HiVAEDiT(
+        structure_channels=4,
+        num_queries=4,
+        structure_size=(4, 4),
+        dynamics_channels=2,
+        num_frames=16,
+        hidden_size=32,
+        depth=1,
+        heads=2,
+        num_classes=3,
+        text_dim=8,
+        condition_probs=(0.4, 0.25, 0.25, 0.1),
+        class_token=True,
+    ).train()
+    torch.manual_seed(0)
+    drop_class, drop_text = dit.training_drops(20000, None, torch.device("cpu"))
+    both = (~drop_class & ~drop_text).float().mean()
+    text_only = (drop_class & ~drop_text).float().mean()
+    class_only = (~drop_class & drop_text).float().mean()
+    neither = (drop_class & drop_text).float().mean()
+    for got, want in ((both, 0.4), (text_only, 0.25), (class_only, 0.25), (neither, 0.1)):
+        assert abs(got.item() - want) < 0.015
+    with pytest.raises(ValueError, match="condition_probs"):
+        HiVAEDiT(num_classes=3, text_dim=8, condition_probs=(0.5, 0.5, 0.5, 0.0))
