@@ -17,16 +17,24 @@ def side_by_side(frames_pt: torch.Tensor) -> torch.Tensor:
     return rearrange(frames_to_video(frames_pt), "b c t h w -> c t h (b w)")
 
 
+def clip(size: int, shape: str, colour: str, motion: str, pattern: str, seed: int = 21) -> torch.Tensor:
+    """One rendered held-out clip (1, 3, T, H, W) with the given attributes."""
+    data = MovingShapes(1, 16, size, seed=seed, shapes=(shape,), colours=(colour,), motions=(motion,),
+                        patterns=(pattern,), path_variation=1.0)
+    return data[0]["video"][None]
+
+
 def main() -> None:
     pipe = HiVAEVideoPipeline.from_pretrained(default_checkpoint())
     pipe.set_progress_bar_config(disable=True)
+    size = pipe.vae.config.sample_size
     prompts = [
-        "a red circle moving left",
+        "a red circle moving left while blinking",
         "a blue square moving up",
-        "a green triangle moving right",
-        "a yellow circle staying still",
-        "a magenta square moving down",
-        "a cyan triangle moving left",
+        "a green triangle moving right while shaking",
+        "a yellow circle staying still while pulsing",
+        "a magenta square moving down while pulsing",
+        "a cyan triangle moving left while blinking",
     ]
     frames = pipe(prompts, num_inference_steps=20, generator=torch.Generator().manual_seed(0), output_type="pt").frames
     write_video(OUT / "generated.gif", side_by_side(frames))
@@ -41,22 +49,27 @@ def main() -> None:
     )
     write_video(OUT / "interpolation.gif", result.grid[0])
 
+    # motion transfer: structure (content + slow path) of A, dynamics (fast pattern) of B
     edit = HiVAEEditPipeline.from_pipe(pipe)
-    data = MovingShapes(64, 16, 64, seed=21)
-    first = {m: next(i for i in range(len(data)) if data[i]["motion"] == m) for m in ("right", "up")}
-    a, b = data[first["right"]]["video"][None], data[first["up"]]["video"][None]
-    moved = edit.motion_transfer(a, b, output_type="pt").frames
-    write_video(OUT / "motion_transfer.gif", torch.cat([a[0], b[0], side_by_side(moved)], dim=3))
+    a = clip(size, "circle", "red", "right", "steady")
+    b = torch.cat([clip(size, "square", "green", "still", p) for p in ("blinking", "pulsing", "shaking")])
+    moved = edit.motion_transfer(a.expand(len(b), -1, -1, -1, -1), b, output_type="pt").frames
+    row_b = rearrange(b, "b c t h w -> c t h (b w)")
+    write_video(OUT / "motion_transfer.gif", torch.cat([torch.cat([a[0], row_b], 3),
+                                                         torch.cat([a[0], side_by_side(moved)], 3)], 2))
+    # dynamics-only edit: regenerate the fast part under a new prompt, keep content and path
     edited = edit(
         a,
-        prompt="a red square moving right",
-        part="structure",
-        strength=0.9,
+        prompt="a red circle moving right while shaking",
+        part="dynamics",
+        strength=1.0,
         generator=torch.Generator().manual_seed(0),
         output_type="pt",
     ).frames
-    write_video(OUT / "prompt_edit.gif", torch.cat([a[0], side_by_side(edited)], dim=3))
+    write_video(OUT / "dynamics_edit.gif", torch.cat([a[0], side_by_side(edited)], dim=3))
 
+    data = MovingShapes(64, 16, size, seed=21, patterns=("steady", "blinking", "pulsing", "shaking"),
+                        path_variation=1.0)
     clips = torch.stack([data[i]["video"] for i in range(4)])
     with torch.no_grad():
         recon = pipe.vae(clips).sample.clamp(-1, 1)
@@ -64,7 +77,6 @@ def main() -> None:
         OUT / "reconstruction.gif",
         torch.cat([rearrange(clips, "b c t h w -> c t h (b w)"), rearrange(recon, "b c t h w -> c t h (b w)")], dim=2),
     )
-    print("motion transfer:", data[first["right"]]["text"], "<- motion of", data[first["up"]]["text"])
     print(f"wrote gallery to {OUT}")
 
 
