@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import print_table, write_json  # noqa: E402
 from hivae import HierarchicalLatent  # noqa: E402
 from hivae.data import PATTERNS, MovingShapes  # noqa: E402
+from hivae.evaluation import reconstruction_metrics  # noqa: E402
 from hivae.loading import default_checkpoint, load_tokenizer  # noqa: E402
 from hivae.metrics import psnr  # noqa: E402
 from hivae.shape_detector import ATTRIBUTES, attribute_accuracy, detect_attributes  # noqa: E402
@@ -40,24 +41,39 @@ def decode(vae, latent, batch: int = 16) -> torch.Tensor:
     return torch.cat(parts).float().clamp(-1, 1)
 
 
-def measure(vae, clips_per_pattern: int, seed: int = EVAL_SEED) -> dict:
-    c = vae.config
+def held_out_clips(num_frames: int, size: int, clips_per_pattern: int, seed: int = EVAL_SEED):
+    """Held-out clips of every pattern -> videos (N, 3, T, H, W), attribute tuples, pattern names."""
     videos, targets, patterns = [], [], []
     for pattern in PATTERNS:
-        data = MovingShapes(
-            clips_per_pattern, c.num_frames, c.sample_size, seed=seed, patterns=(pattern,), path_variation=1.0
-        )
+        data = MovingShapes(clips_per_pattern, num_frames, size, seed=seed, patterns=(pattern,), path_variation=1.0)
         for i in range(len(data)):
             item = data[i]
             videos.append(item["video"])
             targets.append(tuple(item[k] for k in ATTRIBUTES))
             patterns.append(pattern)
-    videos = torch.stack(videos)
+    return torch.stack(videos), targets, patterns
+
+
+@torch.no_grad()
+def reconstruction_by_pattern(vae, videos: torch.Tensor, patterns: list[str]) -> dict:
+    """PSNR / foreground PSNR / SSIM of `vae` per pattern (steady, fast patterns) on the same clips."""
+    latent = HierarchicalLatent.cat([vae.encode(v).latent_dist.mode() for v in videos.split(16)])
+    recon = decode(vae, latent)
+    fast = torch.tensor([p != "steady" for p in patterns])
+    return {name: reconstruction_metrics(recon[m], videos[m]) for name, m in (("steady", ~fast), ("fast", fast))}
+
+
+def measure(vae, clips_per_pattern: int, seed: int = EVAL_SEED) -> dict:
+    c = vae.config
+    videos, targets, patterns = held_out_clips(c.num_frames, c.sample_size, clips_per_pattern, seed)
     with torch.no_grad():
         latent = HierarchicalLatent.cat([vae.encode(v).latent_dist.mode() for v in videos.split(16)])
     recon = decode(vae, latent)
     fast = torch.tensor([p != "steady" for p in patterns])
-    rows = {}
+    rows = {"compression_ratio": float(vae.compression_ratio)}
+    rows["reconstruction"] = {
+        name: reconstruction_metrics(recon[m], videos[m]) for name, m in (("steady", ~fast), ("fast", fast))
+    }
     # (a) attributes read from reconstructions
     rows["attributes"] = {"all patterns": attribute_accuracy(recon, targets)}
     for pattern in PATTERNS:
@@ -99,10 +115,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokenizer", default=None, help="tokenizer or pipeline folder (default: shipped)")
     parser.add_argument("--clips", type=int, default=48, help="held-out clips per pattern")
+    parser.add_argument(
+        "--reference", default=None, help="a second tokenizer scored on the same clips (e.g. the previous shipped one)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "hierarchy.json"))
     args = parser.parse_args(argv)
     vae = load_tokenizer(args.tokenizer or default_checkpoint())
     rows = measure(vae, args.clips)
+    if args.reference:
+        ref = load_tokenizer(args.reference)
+        videos, _, patterns = held_out_clips(ref.config.num_frames, ref.config.sample_size, args.clips)
+        rows["reference"] = {
+            "tokenizer": str(args.reference),
+            "compression_ratio": float(ref.compression_ratio),
+            "reconstruction": reconstruction_by_pattern(ref, videos, patterns),
+        }
+    recon_rows = [
+        {"tokenizer": name, "clips": kind, **{k: round(r[kind][k], 2) for k in ("psnr", "psnr_foreground", "ssim")}}
+        for name, r in [("this", rows["reconstruction"])]
+        + ([("reference", rows["reference"]["reconstruction"])] if args.reference else [])
+        for kind in ("steady", "fast")
+    ]
+    print("reconstruction on held-out clips")
+    print_table(recon_rows, ["tokenizer", "clips", "psnr", "psnr_foreground", "ssim"])
     table = [{"pattern": p, **{k: round(100 * v, 1) for k, v in acc.items()}} for p, acc in rows["attributes"].items()]
     print("(a) attributes read from reconstructions, %")
     print_table(table, ["pattern", *ATTRIBUTES, "all"])

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> Path:
         video = batch["video"]
         # stage 2 trains the diffusion decoder on the latents it will decode: the posterior mean
         out = model(video, sample_posterior=not config.freeze_autoencoder)
-        loss, logs = loss_fn(out.sample, video, out.kl, step)
+        loss, logs = loss_fn(out.sample, video, out.kl, step, kl_dynamics=getattr(out, "kl_dynamics", None))
         if out.diffusion_loss is not None:
             loss = loss + config.loss.diffusion_weight * out.diffusion_loss
             logs |= {"diffusion_loss": out.diffusion_loss.item(), "loss": loss.item()}

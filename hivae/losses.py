@@ -23,6 +23,8 @@ class LossConfig:
     l2_weight: float = 1.0  # mean squared error
     ssim_weight: float = 0.2  # 1 - SSIM, per frame
     kl_weight: float = 1e-5  # KL of both latent parts to N(0, I), per element
+    dynamics_kl_weight: float = 0.0  # extra KL weight on the dynamics part: a rate on the fast latent, so what the
+    # structure already carries (a steady clip) leaves the dynamics at the prior
     foreground_weight: float = 4.0  # extra weight on pixels that differ from the background estimate
     foreground_threshold: float = 0.15  # |x - background| above this (range [-1, 1]) counts as foreground
     gan_weight: float = 0.0  # > 0 enables the 3D patch discriminator
@@ -72,7 +74,12 @@ class ReconstructionLoss(nn.Module):
             self.lpips = LPIPS(config.lpips_weights)
 
     def forward(
-        self, recon: torch.Tensor, target: torch.Tensor, kl: torch.Tensor, step: int = 0
+        self,
+        recon: torch.Tensor,
+        target: torch.Tensor,
+        kl: torch.Tensor,
+        step: int = 0,
+        kl_dynamics: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.config
         recon, target = recon.float(), target.float()
@@ -88,6 +95,11 @@ class ReconstructionLoss(nn.Module):
         kl_loss = kl.float().mean()
         total = c.l1_weight * l1 + c.l2_weight * l2 + c.ssim_weight * ssim_loss + c.kl_weight * kl_loss
         logs = {"l1": l1.item(), "l2": l2.item(), "ssim_loss": ssim_loss.item(), "kl": kl_loss.item()}
+        if c.dynamics_kl_weight > 0:
+            if kl_dynamics is None:
+                raise ValueError("loss.dynamics_kl_weight > 0 needs the model's kl_dynamics (a HiVAE)")
+            total = total + c.dynamics_kl_weight * kl_dynamics.float().mean()
+            logs["kl_dynamics"] = kl_dynamics.float().mean().item()
         if self.lpips is not None:
             perceptual = self.lpips(recon, target).mean()
             total = total + c.lpips_weight * perceptual

@@ -18,6 +18,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils.accelerate_utils import apply_forward_hook
+from diffusers.utils.torch_utils import randn_tensor
 
 from .decoder import FrameDecoder, FrameFusion, LatentFusion, PixelDecoder
 from .diffusion_decoder import DiffusionDecoder
@@ -76,8 +77,8 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
     - `backbone="spacetime"` (the first design): 3D-conv res-blocks and a factorised space-time transformer give a
       base latent; a Q-Former over time makes the structure, a spatial average the dynamics; a space-time decoder.
     - `backbone="frame"` (efficient, two timescales by construction): pixel unshuffle by `patch_size` and per-frame
-      2D convolutions only. Structure: each window of `structure_window` frames is reduced to its per-pixel max
-      before encoding (one query per window, so `num_queries = num_frames / structure_window`): a fast pattern cannot
+      2D convolutions only. Structure: each window of `structure_window` frames is reduced (`structure_pool`) before
+      encoding (one query per window, so `num_queries = num_frames / structure_window`): a fast pattern cannot
       enter. Dynamics: per-frame features with coordinate channels, averaged over space, minus their projection on
       the `dynamics_lowpass` slowest cosines: slow content cannot enter. The decoder maps queries to frames and
       renders each frame with 2D blocks FiLM-modulated by its dynamics.
@@ -96,7 +97,10 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         structure_shift/scale, dynamics_shift/scale: latent statistics used by `normalize_latent` for the DiT.
         backbone, patch_size, structure_window, structure_pool, dynamics_width, dynamics_patch, dynamics_lowpass:
             the efficient backbone (see above); `channel_mults` sets its encoder/decoder levels, `width` its fused
-            feature width.
+            feature width. structure_blur: Gaussian sigma (px) of the fixed spatial low-pass in front of
+            the structure encoder. dynamics_noise: training-time Gaussian noise on the dynamics latent, as a fraction of
+            its rms over the batch (scale-free): the decoder learns to ignore deviations that small, such as the
+            mean over clips of random-phase patterns, and a steady clip keeps decoding as steady.
     """
 
     _supports_gradient_checkpointing = False
@@ -137,6 +141,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         dynamics_patch: int = 8,
         dynamics_lowpass: int = 4,
         structure_blur: float = 0.0,
+        dynamics_noise: float = 0.0,
     ):
         super().__init__()
         if decoder_type not in ("deterministic", "diffusion"):
@@ -374,6 +379,11 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         """Reconstruct a video: encode, take the posterior mean (or a sample), decode."""
         dist = self.encode(sample).latent_dist
         latent = dist.sample(generator) if sample_posterior else dist.mode()
+        if self.training and sample_posterior and self.config.dynamics_noise > 0:
+            rms = latent.dynamics.detach().float().pow(2).mean().sqrt()
+            noise = randn_tensor(latent.dynamics.shape, generator=generator, device=latent.dynamics.device)
+            noisy = latent.dynamics + (self.config.dynamics_noise * rms * noise).to(latent.dynamics.dtype)
+            latent = latent.replace(dynamics=noisy)
         if self.training and self.diffusion_decoder is not None:
             # training: the deterministic reconstruction, plus the diffusion decoder's loss on its residual
             self._check_latent(latent)
@@ -381,10 +391,16 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
             diffusion_loss, _ = self.diffusion_decoder.loss(
                 sample - video.detach(), video.detach(), features, self.config.shortcut_fraction
             )
-            out = ReconstructionOutput(sample=video, latent=latent, kl=dist.kl(), diffusion_loss=diffusion_loss)
+            out = ReconstructionOutput(
+                sample=video,
+                latent=latent,
+                kl=dist.kl(),
+                kl_dynamics=dist.dynamics.kl(),
+                diffusion_loss=diffusion_loss,
+            )
         else:
             video = self.decode(latent, num_frames=sample.shape[2], generator=generator).sample
-            out = ReconstructionOutput(sample=video, latent=latent, kl=dist.kl())
+            out = ReconstructionOutput(sample=video, latent=latent, kl=dist.kl(), kl_dynamics=dist.dynamics.kl())
         return out if return_dict else out.to_tuple()
 
     # ----------------------------------------------------------------- latent normalisation for the DiT

@@ -24,4 +24,5 @@ class ReconstructionOutput(BaseOutput):
     sample: torch.Tensor  # (B, 3, T, H, W) reconstruction
     latent: Any = None  # the latent that was decoded
     kl: torch.Tensor | None = None  # (B,) KL of the posterior to N(0, I), per latent element
+    kl_dynamics: torch.Tensor | None = None  # (B,) the dynamics part's KL alone, per element
     diffusion_loss: torch.Tensor | None = None  # training only, decoder_type="diffusion": the decoder's loss

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from einops import rearrange, reduce
 
 from .encoder import FrameEncoder
-from .layers import Attention, Downsample2x, Mlp, ResBlock, sincos_embedding_1d
+from .layers import Attention, Downsample2x, Mlp, ResBlock, gaussian_blur2d, sincos_embedding_1d
 
 
 class QFormerLayer(nn.Module):
@@ -107,16 +106,6 @@ class SlowStructureBranch(nn.Module):
             slow = reduce(video * weights, "b c (n w) h x -> (b n) c h x", "sum", w=self.window)
         else:
             slow = reduce(video, "b c (n w) h x -> (b n) c h x", self.pool, w=self.window)  # envelope of each window
-        if self.blur > 0:  # a fixed spatial low-pass: sub-cell jumps and size swings of a pattern average out
-            radius = int(3 * self.blur)
-            taps = torch.exp(
-                -(torch.arange(-radius, radius + 1, device=slow.device, dtype=slow.dtype) ** 2) / (2 * self.blur**2)
-            )
-            taps = taps / taps.sum()
-            c = slow.shape[1]
-            slow = F.conv2d(
-                F.pad(slow, (radius,) * 4, mode="replicate"), taps.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c
-            )
-            slow = F.conv2d(slow, taps.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+        slow = gaussian_blur2d(slow, self.blur)  # sub-cell jumps and size swings of a pattern average out
         moments = rearrange(self.encoder(slow), "(b n) c h w -> b c n h w", b=b)
         return moments.chunk(2, dim=1)

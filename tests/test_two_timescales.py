@@ -145,3 +145,51 @@ def test_four_way_condition_sampling_and_class_token():
         assert abs(got.item() - want) < 0.015
     with pytest.raises(ValueError, match="condition_probs"):
         HiVAEDiT(num_classes=3, text_dim=8, condition_probs=(0.5, 0.5, 0.5, 0.0))
+
+
+def test_dynamics_rate_acts_on_the_dynamics_branch_only():
+    """loss.dynamics_kl_weight: its gradient reaches only the dynamics encoder and a few steps shrink that KL."""
+    from hivae.losses import LossConfig, ReconstructionLoss
+
+    torch.manual_seed(0)
+    model = HiVAE(**FRAME).train()
+    video = MovingShapes(4, 16, 64, seed=3, patterns=("blinking",), path_variation=1.0)
+    video = torch.stack([video[i]["video"] for i in range(4)])
+    rate_only = ReconstructionLoss(
+        LossConfig(l1_weight=0, l2_weight=0, ssim_weight=0, kl_weight=0, dynamics_kl_weight=1)
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    kls = []
+    for _ in range(5):
+        out = model(video, sample_posterior=True)
+        loss, logs = rate_only(out.sample, video, out.kl, kl_dynamics=out.kl_dynamics)
+        optimizer.zero_grad()
+        loss.backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+        assert grads and all(n.startswith("dynamics_branch.") for n in grads)
+        optimizer.step()
+        kls.append(logs["kl_dynamics"])
+    assert kls[-1] < 0.5 * kls[0]
+    with pytest.raises(ValueError, match="kl_dynamics"):
+        rate_only(out.sample, video, out.kl)
+
+
+def test_dynamics_noise_is_relative_and_training_only():
+    """dynamics_noise: noise of that fraction of the dynamics rms, added only to training samples, never to structure."""
+    torch.manual_seed(0)
+    quiet = HiVAE(**FRAME).train()
+    noisy = HiVAE(**(FRAME | {"dynamics_noise": 0.5})).train()
+    noisy.load_state_dict(quiet.state_dict())
+    video = torch.rand(4, 3, 16, 64, 64) * 2 - 1
+    with torch.no_grad():
+        a = quiet(video, sample_posterior=True, generator=torch.Generator().manual_seed(1)).latent
+        b = noisy(video, sample_posterior=True, generator=torch.Generator().manual_seed(1)).latent
+        torch.testing.assert_close(a.structure, b.structure)
+        added = (b.dynamics - a.dynamics).pow(2).mean().sqrt() / a.dynamics.pow(2).mean().sqrt()
+        assert 0.35 < added.item() < 0.65
+        torch.testing.assert_close(quiet(video).sample, noisy(video).sample)  # posterior mean: no noise
+        noisy.eval(), quiet.eval()
+        torch.testing.assert_close(
+            quiet(video, sample_posterior=True, generator=torch.Generator().manual_seed(1)).latent.dynamics,
+            noisy(video, sample_posterior=True, generator=torch.Generator().manual_seed(1)).latent.dynamics,
+        )

@@ -3,7 +3,7 @@
 from .attention import Attention, set_attention_backend
 from .conv import Downsample2x, ResBlock, Upsample2x
 from .embeddings import sincos_embedding_1d, sincos_embedding_3d, timestep_embedding
-from .frame import FiLMResBlock2d, dct_basis
+from .frame import FiLMResBlock2d, dct_basis, gaussian_blur2d
 from .mlp import Mlp
 from .spacetime import SpaceTimeBlock, SpaceTimeTransformer
 
@@ -17,6 +17,7 @@ __all__ = [
     "SpaceTimeTransformer",
     "Upsample2x",
     "dct_basis",
+    "gaussian_blur2d",
     "set_attention_backend",
     "sincos_embedding_1d",
     "sincos_embedding_3d",

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["FiLMResBlock2d", "dct_basis"]
+__all__ = ["FiLMResBlock2d", "dct_basis", "gaussian_blur2d"]
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -49,3 +49,19 @@ def dct_basis(length: int, count: int, device=None, dtype=torch.float32) -> torc
     basis = torch.cos(torch.pi * (t + 0.5) * k / length)
     basis = basis / basis.norm(dim=1, keepdim=True)
     return basis.to(dtype)
+
+
+def gaussian_blur2d(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) images with replicate padding (a fixed spatial low-pass)."""
+    if sigma <= 0:
+        return images
+    radius = int(3 * sigma)
+    taps = torch.exp(
+        -(torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype) ** 2) / (2 * sigma**2)
+    )
+    taps = taps / taps.sum()
+    c = images.shape[1]
+    out = F.conv2d(
+        F.pad(images, (radius,) * 4, mode="replicate"), taps.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c
+    )
+    return F.conv2d(out, taps.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
