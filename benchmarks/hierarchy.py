@@ -55,10 +55,14 @@ def held_out_clips(num_frames: int, size: int, clips_per_pattern: int, seed: int
 
 
 @torch.no_grad()
-def reconstruction_by_pattern(vae, videos: torch.Tensor, patterns: list[str]) -> dict:
-    """PSNR / foreground PSNR / SSIM of `vae` per pattern (steady, fast patterns) on the same clips."""
+def encode_decode(vae, videos: torch.Tensor) -> tuple[HierarchicalLatent, torch.Tensor]:
+    """Posterior-mean latents and deterministic reconstructions of (N, 3, T, H, W) clips."""
     latent = HierarchicalLatent.cat([vae.encode(v).latent_dist.mode() for v in videos.split(16)])
-    recon = decode(vae, latent)
+    return latent, decode(vae, latent)
+
+
+def metrics_by_pattern(recon: torch.Tensor, videos: torch.Tensor, patterns: list[str]) -> dict:
+    """Reconstruction metrics (PSNR, foreground PSNR, SSIM, ...) on steady clips and on clips with a fast pattern."""
     fast = torch.tensor([p != "steady" for p in patterns])
     return {name: reconstruction_metrics(recon[m], videos[m]) for name, m in (("steady", ~fast), ("fast", fast))}
 
@@ -66,14 +70,10 @@ def reconstruction_by_pattern(vae, videos: torch.Tensor, patterns: list[str]) ->
 def measure(vae, clips_per_pattern: int, seed: int = EVAL_SEED) -> dict:
     c = vae.config
     videos, targets, patterns = held_out_clips(c.num_frames, c.sample_size, clips_per_pattern, seed)
-    with torch.no_grad():
-        latent = HierarchicalLatent.cat([vae.encode(v).latent_dist.mode() for v in videos.split(16)])
-    recon = decode(vae, latent)
+    latent, recon = encode_decode(vae, videos)
     fast = torch.tensor([p != "steady" for p in patterns])
     rows = {"compression_ratio": float(vae.compression_ratio)}
-    rows["reconstruction"] = {
-        name: reconstruction_metrics(recon[m], videos[m]) for name, m in (("steady", ~fast), ("fast", fast))
-    }
+    rows["reconstruction"] = metrics_by_pattern(recon, videos, patterns)
     # (a) attributes read from reconstructions
     rows["attributes"] = {"all patterns": attribute_accuracy(recon, targets)}
     for pattern in PATTERNS:
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows["reference"] = {
             "tokenizer": str(args.reference),
             "compression_ratio": float(ref.compression_ratio),
-            "reconstruction": reconstruction_by_pattern(ref, videos, patterns),
+            "reconstruction": metrics_by_pattern(encode_decode(ref, videos)[1], videos, patterns),
         }
     recon_rows = [
         {"tokenizer": name, "clips": kind, **{k: round(r[kind][k], 2) for k in ("psnr", "psnr_foreground", "ssim")}}
@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     print("reconstruction on held-out clips")
     print_table(recon_rows, ["tokenizer", "clips", "psnr", "psnr_foreground", "ssim"])
-    table = [{"pattern": p, **{k: round(100 * v, 1) for k, v in acc.items()}} for p, acc in rows["attributes"].items()]
+    table = [{"clips": p, **{k: round(100 * v, 1) for k, v in acc.items()}} for p, acc in rows["attributes"].items()]
     print("(a) attributes read from reconstructions, %")
-    print_table(table, ["pattern", *ATTRIBUTES, "all"])
+    print_table(table, ["clips", *ATTRIBUTES, "all"])
     print("\n(b) PSNR lost by replacing a part with its mean over clips, dB")
     cost = [
         {"part": part, **{k: round(v, 2) for k, v in c.items()}}

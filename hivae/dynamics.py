@@ -38,6 +38,10 @@ class FastDynamicsBranch(nn.Module):
     removed: the projection onto the `lowpass` slowest cosines
     over the clip (constant, trend, gentle curve, ...) is subtracted, and a bias-free linear head keeps the mean free
     of it. Static content and the slow path cannot sit in the mean; blinking, pulsing and shaking can.
+
+    `relative=True` pools each (softplus) feature channel to the log of its mass and its centroid instead: after the
+    high-pass these are a relative change of presence or size and a displacement in image coordinates, the same
+    numbers for any object, so the dynamics of one clip means the same on the structure of another (motion transfer).
     """
 
     def __init__(
@@ -48,11 +52,13 @@ class FastDynamicsBranch(nn.Module):
         latent_channels: int,
         num_frames: int,
         lowpass: int = 4,
+        relative: bool = False,
     ):
         super().__init__()
         if not 0 <= lowpass < num_frames:
             raise ValueError(f"dynamics_lowpass must be in [0, num_frames={num_frames}), got {lowpass}")
         hidden = channels[-1]
+        self.relative = relative
         self.encoder = FrameEncoder(in_channels + 2, channels, patch, hidden)
         self.register_buffer("basis", dct_basis(num_frames, lowpass), persistent=False)  # (lowpass, T)
         self.to_mean = nn.Conv1d(3 * hidden, latent_channels, 1, bias=False)
@@ -68,8 +74,13 @@ class FastDynamicsBranch(nn.Module):
         frames = torch.cat([frames, coords.expand(frames.shape[0], -1, -1, -1)], dim=1)
         maps = self.encoder(frames)  # (B*T, C, h', w')
         grid = F.interpolate(coords[None], size=maps.shape[-2:], mode="bilinear", align_corners=False)[0]
-        # the average over space and the first moments along x and y: what is there, and where it sits
-        pooled = torch.cat([maps.mean(dim=(2, 3)), *((maps * g).mean(dim=(2, 3)) for g in grid)], dim=1)
+        if self.relative:  # per channel: log of its mass and its centroid, both free of the object's look
+            weights = F.softplus(maps.float())
+            mass = weights.mean(dim=(2, 3))
+            centroid = [(weights * g).mean(dim=(2, 3)) / mass for g in grid.float()]
+            pooled = torch.cat([(mass + 1e-3).log(), *centroid], dim=1).to(maps.dtype)
+        else:  # the average over space and the first moments along x and y: what is there, and where it sits
+            pooled = torch.cat([maps.mean(dim=(2, 3)), *((maps * g).mean(dim=(2, 3)) for g in grid)], dim=1)
         features = rearrange(pooled, "(b t) c -> b c t", b=b)  # (B, 3C, T)
         basis = self.basis.to(features.dtype)
         fast = features - (features @ basis.T) @ basis  # remove the slow cosines

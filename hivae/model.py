@@ -100,7 +100,8 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
             feature width. structure_blur: Gaussian sigma (px) of the fixed spatial low-pass in front of
             the structure encoder. dynamics_noise: training-time Gaussian noise on the dynamics latent, as a fraction of
             its rms over the batch (scale-free): the decoder learns to ignore deviations that small, such as the
-            mean over clips of random-phase patterns, and a steady clip keeps decoding as steady.
+            mean over clips of random-phase patterns, and a steady clip keeps decoding as steady. dynamics_relative:
+            pool the dynamics features to log-mass and centroid, free of the object's look (`FastDynamicsBranch`).
     """
 
     _supports_gradient_checkpointing = False
@@ -142,6 +143,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         dynamics_lowpass: int = 4,
         structure_blur: float = 0.0,
         dynamics_noise: float = 0.0,
+        dynamics_relative: bool = False,
     ):
         super().__init__()
         if decoder_type not in ("deterministic", "diffusion"):
@@ -164,7 +166,13 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
                 in_channels, channels, patch_size, structure_channels, structure_window, structure_pool, structure_blur
             )
             self.dynamics_branch = FastDynamicsBranch(
-                in_channels, (dynamics_width,), dynamics_patch, dynamics_channels, num_frames, dynamics_lowpass
+                in_channels,
+                (dynamics_width,),
+                dynamics_patch,
+                dynamics_channels,
+                num_frames,
+                dynamics_lowpass,
+                dynamics_relative,
             )
             self.fusion = FrameFusion(width, structure_channels, dynamics_channels, num_queries, num_frames, cond_dim)
             self.decoder = FrameDecoder(width, channels[::-1], patch_size, in_channels, cond_dim)

@@ -50,12 +50,13 @@ def test_frame_backbone_shapes_ratio_and_decoders(tmp_path):
         HiVAE(**(FRAME | {"num_queries": 2}))
 
 
-def test_dynamics_mean_has_no_slow_part():
+@pytest.mark.parametrize("relative", [False, True])
+def test_dynamics_mean_has_no_slow_part(relative):
     """The dynamics mean is orthogonal to the slowest cosines over the clip: no constant, no trend."""
     from hivae.layers import dct_basis
 
     torch.manual_seed(0)
-    model = HiVAE(**FRAME).eval()
+    model = HiVAE(**FRAME, dynamics_relative=relative).eval()
     with torch.no_grad():
         dynamics = model.encode(torch.rand(3, 3, 16, 64, 64) * 2 - 1).latent_dist.mode().dynamics  # (B, d, T, 1, 1)
     slow = dynamics.flatten(3).squeeze(-1) @ dct_basis(16, 4).T
@@ -72,11 +73,12 @@ def _pattern_pairs(model, clips: int = 16):
     return latents
 
 
-def test_changing_only_the_fast_pattern_moves_dynamics_not_structure_even_untrained():
+@pytest.mark.parametrize("relative", [False, True])
+def test_changing_only_the_fast_pattern_moves_dynamics_not_structure_even_untrained(relative):
     """Relative to each latent's spread (mean distance between clips), swapping a clip's fast pattern moves the
     structure latent at most a fifth as much as the dynamics latent: by construction, not by training."""
     torch.manual_seed(0)
-    latents = _pattern_pairs(HiVAE(**FRAME).eval())
+    latents = _pattern_pairs(HiVAE(**FRAME, dynamics_relative=relative).eval())
     moves = {}
     for part in ("structure", "dynamics"):
         every = torch.cat([getattr(z, part).flatten(1) for z in latents.values()])
