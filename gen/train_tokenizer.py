@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> Path:
     check_model_kwargs(model_cls, config.model)
     tc = config.train
 
+    if config.loss.swap_weight > 0 and not config.data.swap_pairs:
+        raise ValueError("loss.swap_weight > 0 needs data.swap_pairs=true (rendered pattern-swap targets)")
     accelerator = make_accelerator(tc)
     model = model_cls(**config.model)
     if config.init_from:
@@ -135,9 +137,20 @@ def main(argv: list[str] | None = None) -> Path:
 
     def step_fn(batch, step):
         video = batch["video"]
+        swap = config.loss.swap_weight > 0 and "swap_video" in batch
+        if swap:  # clips and their partners in one batch; the first half is also decoded with the partners' dynamics
+            n = len(video)
+            video = torch.cat([video, batch["partner_video"]])
+            swap_kwargs = {"dynamics_from": torch.arange(n, 2 * n, device=video.device)}
+        else:
+            swap_kwargs = {}
         # stage 2 trains the diffusion decoder on the latents it will decode: the posterior mean
-        out = model(video, sample_posterior=not config.freeze_autoencoder)
+        out = model(video, sample_posterior=not config.freeze_autoencoder, **swap_kwargs)
         loss, logs = loss_fn(out.sample, video, out.kl, step, kl_dynamics=getattr(out, "kl_dynamics", None))
+        if swap:
+            swap_loss, swap_logs = loss_fn.pixel_loss(out.swapped, batch["swap_video"])
+            loss = loss + config.loss.swap_weight * swap_loss
+            logs |= {f"swap_{k}": v for k, v in swap_logs.items()} | {"loss": loss.item()}
         if out.diffusion_loss is not None:
             loss = loss + config.loss.diffusion_weight * out.diffusion_loss
             logs |= {"diffusion_loss": out.diffusion_loss.item(), "loss": loss.item()}

@@ -23,6 +23,8 @@ class LossConfig:
     l2_weight: float = 1.0  # mean squared error
     ssim_weight: float = 0.2  # 1 - SSIM, per frame
     kl_weight: float = 1e-5  # KL of both latent parts to N(0, I), per element
+    swap_weight: float = 0.0  # > 0 (with data.swap_pairs): pixel loss of decode(structure of A, dynamics of B)
+    # against A rendered with B's fast pattern, so the decoder renders combinations it never saw in one clip
     dynamics_kl_weight: float = 0.0  # extra KL weight on the dynamics part: a rate on the fast latent, so what the
     # structure already carries (a steady clip) leaves the dynamics at the prior
     foreground_weight: float = 4.0  # extra weight on pixels that differ from the background estimate
@@ -82,19 +84,10 @@ class ReconstructionLoss(nn.Module):
         kl_dynamics: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.config
-        recon, target = recon.float(), target.float()
-        weight = 1.0 + c.foreground_weight * foreground_mask(target, c.foreground_threshold)
-        weight = weight / weight.mean()
-        l1 = (weight * (recon - target).abs()).mean()
-        l2 = (weight * (recon - target).pow(2)).mean()
-        ssim_loss = (
-            1.0 - ssim(recon.clamp(-1, 1), target, compute_dtype=recon.dtype).mean()
-            if c.ssim_weight > 0
-            else recon.new_zeros(())
-        )
+        pixels, logs = self.pixel_loss(recon, target)
         kl_loss = kl.float().mean()
-        total = c.l1_weight * l1 + c.l2_weight * l2 + c.ssim_weight * ssim_loss + c.kl_weight * kl_loss
-        logs = {"l1": l1.item(), "l2": l2.item(), "ssim_loss": ssim_loss.item(), "kl": kl_loss.item()}
+        total = pixels + c.kl_weight * kl_loss
+        logs["kl"] = kl_loss.item()
         if c.dynamics_kl_weight > 0:
             if kl_dynamics is None:
                 raise ValueError("loss.dynamics_kl_weight > 0 needs the model's kl_dynamics (a HiVAE)")
@@ -115,6 +108,22 @@ class ReconstructionLoss(nn.Module):
             logs["g_adv"] = adversarial.item()
         logs["loss"] = total.item()
         return total, logs
+
+    def pixel_loss(self, recon: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Foreground-weighted L1 + L2 and 1 - SSIM of (B, 3, T, H, W) clips -> (weighted sum, logs)."""
+        c = self.config
+        recon, target = recon.float(), target.float()
+        weight = 1.0 + c.foreground_weight * foreground_mask(target, c.foreground_threshold)
+        weight = weight / weight.mean()
+        l1 = (weight * (recon - target).abs()).mean()
+        l2 = (weight * (recon - target).pow(2)).mean()
+        ssim_loss = (
+            1.0 - ssim(recon.clamp(-1, 1), target, compute_dtype=recon.dtype).mean()
+            if c.ssim_weight > 0
+            else recon.new_zeros(())
+        )
+        total = c.l1_weight * l1 + c.l2_weight * l2 + c.ssim_weight * ssim_loss
+        return total, {"l1": l1.item(), "l2": l2.item(), "ssim_loss": ssim_loss.item()}
 
     def gan_active(self, step: int) -> bool:
         return self.discriminator is not None and step >= self.config.gan_start_step

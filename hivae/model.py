@@ -383,8 +383,13 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         sample_posterior: bool = False,
         generator: torch.Generator | None = None,
         return_dict: bool = True,
+        dynamics_from: torch.Tensor | None = None,
     ) -> ReconstructionOutput | tuple:
-        """Reconstruct a video: encode, take the posterior mean (or a sample), decode."""
+        """Reconstruct a video: encode, take the posterior mean (or a sample), decode.
+
+        dynamics_from: (n,) batch indices; also decodes the structure of clips 0..n-1 with the dynamics of those clips
+        (`swapped`, (n, 3, T, H, W): motion transfer, deterministic decoder).
+        """
         dist = self.encode(sample).latent_dist
         latent = dist.sample(generator) if sample_posterior else dist.mode()
         if self.training and sample_posterior and self.config.dynamics_noise > 0:
@@ -399,16 +404,14 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
             diffusion_loss, _ = self.diffusion_decoder.loss(
                 sample - video.detach(), video.detach(), features, self.config.shortcut_fraction
             )
-            out = ReconstructionOutput(
-                sample=video,
-                latent=latent,
-                kl=dist.kl(),
-                kl_dynamics=dist.dynamics.kl(),
-                diffusion_loss=diffusion_loss,
-            )
+            extra = {"diffusion_loss": diffusion_loss}
         else:
             video = self.decode(latent, num_frames=sample.shape[2], generator=generator).sample
-            out = ReconstructionOutput(sample=video, latent=latent, kl=dist.kl(), kl_dynamics=dist.dynamics.kl())
+            extra = {}
+        if dynamics_from is not None:  # deterministic decode of the swapped latent (motion transfer)
+            mixed = latent[: len(dynamics_from)].replace(dynamics=latent.dynamics[dynamics_from])
+            extra["swapped"] = self.decode(mixed, num_frames=sample.shape[2], num_inference_steps=0).sample
+        out = ReconstructionOutput(sample=video, latent=latent, kl=dist.kl(), kl_dynamics=dist.dynamics.kl(), **extra)
         return out if return_dict else out.to_tuple()
 
     # ----------------------------------------------------------------- latent normalisation for the DiT

@@ -25,4 +25,5 @@ class ReconstructionOutput(BaseOutput):
     latent: Any = None  # the latent that was decoded
     kl: torch.Tensor | None = None  # (B,) KL of the posterior to N(0, I), per latent element
     kl_dynamics: torch.Tensor | None = None  # (B,) the dynamics part's KL alone, per element
+    swapped: torch.Tensor | None = None  # forward(dynamics_from=...): structure of clip i, dynamics of another
     diffusion_loss: torch.Tensor | None = None  # training only, decoder_type="diffusion": the decoder's loss

@@ -195,3 +195,59 @@ def test_dynamics_noise_is_relative_and_training_only():
             quiet(video, sample_posterior=True, generator=torch.Generator().manual_seed(1)).latent.dynamics,
             noisy(video, sample_posterior=True, generator=torch.Generator().manual_seed(1)).latent.dynamics,
         )
+
+
+def test_pattern_swap_pairs_keep_content_and_path_and_take_the_partners_pattern():
+    from hivae.data import PatternSwapPairs, collate_clips
+    from hivae.shape_detector import detect_attributes
+
+    shapes = MovingShapes(40, 16, 64, seed=9, patterns=PATTERNS, path_variation=1.0)
+    pairs = PatternSwapPairs(shapes)
+    swapped_patterns = 0
+    for i in range(12):
+        item = pairs[i]
+        torch.testing.assert_close(item["video"], shapes[i]["video"])
+        partner = next(j for j in range(len(shapes)) if torch.equal(shapes[j]["video"], item["partner_video"]))
+        found = detect_attributes(item["swap_video"])
+        assert (found.shape, found.colour, found.motion) == (item["shape"], item["colour"], item["motion"])
+        assert found.pattern == shapes[partner]["pattern"]
+        swapped_patterns += shapes[partner]["pattern"] != item["pattern"]
+    assert swapped_patterns >= 6
+    batch = collate_clips([pairs[0], pairs[1]])
+    assert batch["swap_video"].shape == batch["partner_video"].shape == (2, 3, 16, 64, 64)
+
+
+def test_swap_loss_trains_the_swapped_decode(tmp_path):
+    """train_tokenizer with loss.swap_weight: the swapped decode is logged and the config is checked."""
+    from gen.train_tokenizer import main as train_tokenizer
+
+    common = [
+        "model_type=hivae",
+        "model.backbone=frame",
+        "model.sample_size=32",
+        "model.num_frames=8",
+        "model.base_channels=8",
+        "model.channel_mults=[1,2]",
+        "model.width=16",
+        "model.num_queries=2",
+        "model.structure_downsample=0",
+        "model.dynamics_pool=[1,1]",
+        "model.dynamics_width=8",
+        "model.dynamics_relative=true",
+        "data.num_frames=8",
+        "data.size=32",
+        "data.num_samples=16",
+        "data.patterns=[steady,blinking]",
+        f"train.output_dir={tmp_path}",
+        "train.max_steps=2",
+        "train.batch_size=2",
+        "train.log_every=1",
+        "train.sample_every=0",
+        "eval_clips=2",
+    ]
+    with pytest.raises(ValueError, match="swap_pairs"):
+        train_tokenizer(["--config", "configs/tokenizer/shapes2-64.yaml", *common, "loss.swap_weight=1.0"])
+    train_tokenizer(
+        ["--config", "configs/tokenizer/shapes2-64.yaml", *common, "loss.swap_weight=1.0", "data.swap_pairs=true"]
+    )
+    assert (tmp_path / "model" / "config.json").is_file()

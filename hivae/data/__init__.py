@@ -17,6 +17,7 @@ from .shapes import (
     SHAPES,
     ClassTable,
     MovingShapes,
+    PatternSwapPairs,
     caption,
     class_attributes,
     class_id,
@@ -37,6 +38,7 @@ __all__ = [
     "DataConfig",
     "HFVideoDataset",
     "MovingShapes",
+    "PatternSwapPairs",
     "VideoFolderDataset",
     "VideoInfo",
     "VideoReadError",
@@ -75,6 +77,8 @@ class DataConfig:
     patterns: tuple[str, ...] = ("steady",)  # shapes: fast patterns (steady, blinking, pulsing, shaking)
     path_variation: float = 0.0  # shapes: 0 = straight constant-speed paths, 1 = gentle curves and speed changes
     eval_fraction: float = 0.1  # folder/hf: share of video files held out for evaluation (split by file)
+    swap_pairs: bool = False  # shapes, training split: each item also brings a partner and itself with the partner's
+    # fast pattern (`PatternSwapPairs`), for the tokenizer's `loss.swap_weight`
 
 
 # seed offset of the held-out shapes clips: another (seed, index) stream than training's
@@ -100,7 +104,7 @@ def build_dataset(config: DataConfig, split: str = "train", **overrides) -> Data
         strict=config.strict,
     )
     if config.source == "shapes":
-        return MovingShapes(
+        shapes = MovingShapes(
             num_samples=config.num_samples,
             num_frames=config.num_frames,
             size=config.size,
@@ -110,6 +114,9 @@ def build_dataset(config: DataConfig, split: str = "train", **overrides) -> Data
             patterns=config.patterns,
             path_variation=config.path_variation,
         )
+        return PatternSwapPairs(shapes) if config.swap_pairs and split == "train" else shapes
+    if config.swap_pairs:
+        raise ValueError("data.swap_pairs needs data.source=shapes (pairs are rendered)")
     if config.root is None:
         raise ValueError(f"data.root is required for data.source={config.source!r}")
     split_options = dict(split=split, eval_fraction=config.eval_fraction)

@@ -231,11 +231,14 @@ class HFVideoDataset(_ClipDataset):
 
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack `video` (and `label`) tensors; keep strings as lists."""
+    """Stack tensors (`video`, ...) and `label`; keep strings as lists."""
     batch: dict[str, Any] = {"video": torch.stack([item["video"] for item in items])}
     for key in items[0]:
         if key == "video":
             continue
         values = [item.get(key) for item in items]
-        batch[key] = torch.tensor(values) if key == "label" else values
+        if isinstance(values[0], torch.Tensor):
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = torch.tensor(values) if key == "label" else values
     return batch

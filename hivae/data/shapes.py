@@ -329,15 +329,19 @@ class MovingShapes(Dataset):
         details |= {"gamma": gamma, "bow": bow}
         return ShapeTrack(shape, colour, motion, centres, radius * scale, visible, pattern, details)
 
-    def sample_tracks(self, index: int) -> tuple[list[ShapeTrack], str]:
-        """The objects and background of item `index`."""
+    def sample_tracks(self, index: int, pattern_from: int | None = None) -> tuple[list[ShapeTrack], str]:
+        """The objects and background of item `index`; with `pattern_from`, its first object carries the fast pattern
+        (kind, phase, amplitude) of item `pattern_from` instead of its own, with the same shape, colour and path."""
         if not 0 <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
         rng = np.random.default_rng([self.seed, index])
         pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
         first = [pick(self.shapes), pick(self.colours), pick(self.motions)]
         pattern = pick(self.patterns) if len(self.patterns) > 1 else self.patterns[0]
-        tracks = [self._track(rng, *first, pattern, np.random.default_rng([self.seed, index, 1]))]
+        source = index
+        if pattern_from is not None:
+            pattern, source = self.sample_tracks(pattern_from)[0][0].pattern, pattern_from
+        tracks = [self._track(rng, *first, pattern, np.random.default_rng([self.seed, source, 1]))]
         if rng.uniform() < self.second_object_prob:
             colour = pick([c for c in self.colours if c != tracks[0].colour] or list(self.colours))
             tracks.append(self._track(rng, pick(self.shapes), colour, pick(self.motions), "steady"))
@@ -351,6 +355,11 @@ class MovingShapes(Dataset):
             colour, alpha = render_track(track, self.num_frames, self.height, self.width)
             frames = frames * (1.0 - alpha[None]) + colour[:, None, None, None] * alpha[None]
         return torch.from_numpy(frames * 2.0 - 1.0).float()
+
+    def pattern_swap(self, index: int, pattern_from: int) -> torch.Tensor:
+        """Item `index` rendered with the fast pattern of item `pattern_from` -> `(3, T, H, W)`."""
+        tracks, background = self.sample_tracks(index, pattern_from)
+        return self.render(tracks, background, seed=self.seed * 1_000_003 + index)
 
     def __getitem__(self, index: int) -> dict:
         tracks, background = self.sample_tracks(index)
@@ -367,4 +376,24 @@ class MovingShapes(Dataset):
             "colour": first.colour,
             "motion": first.motion,
             "pattern": first.pattern,
+        }
+
+
+class PatternSwapPairs(Dataset):
+    """Items of a `MovingShapes` with a partner: `partner_video` (another item) and `swap_video` (this item's shape,
+    colour and path with the partner's fast pattern): the target of decode(structure of this, dynamics of partner)."""
+
+    def __init__(self, shapes: MovingShapes):
+        if shapes.second_object_prob > 0:
+            raise ValueError("pattern swap pairs need one object per clip (second_object_prob=0)")
+        self.shapes = shapes
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, index: int) -> dict:
+        partner = int(np.random.default_rng([self.shapes.seed, index, 2]).integers(len(self.shapes)))
+        return self.shapes[index] | {
+            "partner_video": self.shapes[partner]["video"],
+            "swap_video": self.shapes.pattern_swap(index, partner),
         }
