@@ -282,7 +282,9 @@ def cache_is_current(path: str | os.PathLike, expected: dict) -> tuple[bool, lis
 
 
 def ensure_cache(accelerator, cache_dir, vae, data_config, text, text_encoder_name, max_text_length, num_workers=0):
-    """The latent cache at `cache_dir`, (re)built by all ranks together when missing or stale (with a log line)."""
+    """The latent cache at `cache_dir`, (re)built by all ranks together when missing or stale (with a log line).
+
+    The clips are encoded under the accelerator's mixed precision (`train.mixed_precision`)."""
     from hivae.data import build_dataset
 
     fingerprint = cache_fingerprint(vae, data_config, text_encoder_name, max_text_length)
@@ -290,18 +292,19 @@ def ensure_cache(accelerator, cache_dir, vae, data_config, text, text_encoder_na
     if not current:
         if reasons != ["no cache yet"] and accelerator.is_main_process:
             logger.warning("latent cache %s is stale (%s): rebuilding it", cache_dir, ", ".join(reasons))
-        build_cache(
-            vae,
-            build_dataset(data_config, split="train"),
-            cache_dir,
-            text,
-            max_text_length,
-            num_workers=num_workers,
-            fingerprint=fingerprint,
-            rank=accelerator.process_index,
-            world_size=accelerator.num_processes,
-            barrier=accelerator.wait_for_everyone,
-        )
+        with accelerator.autocast():
+            build_cache(
+                vae,
+                build_dataset(data_config, split="train"),
+                cache_dir,
+                text,
+                max_text_length,
+                num_workers=num_workers,
+                fingerprint=fingerprint,
+                rank=accelerator.process_index,
+                world_size=accelerator.num_processes,
+                barrier=accelerator.wait_for_everyone,
+            )
     dataset = LatentCacheDataset(cache_dir)
     dataset.check_fingerprint(fingerprint)
     return dataset
