@@ -243,6 +243,7 @@ def test_swap_loss_trains_the_swapped_decode(tmp_path):
         "train.batch_size=2",
         "train.log_every=1",
         "train.sample_every=0",
+        "train.mixed_precision=no",
         "eval_clips=2",
     ]
     with pytest.raises(ValueError, match="swap_pairs"):
