@@ -2,6 +2,7 @@
 
     python benchmarks/hierarchy.py                                    # the shipped tokenizer
     python benchmarks/hierarchy.py --tokenizer runs/tokenizer-shapes2-64/model --clips 64
+    python benchmarks/hierarchy.py --tokenizer checkpoints/hivae-shapes-64/vae-diffusion --decoder-steps 4
 
 On held-out two-timescale clips of every pattern (seed never used in training):
 (a) the attributes (shape, colour, path, pattern) the frozen detector reads from the reconstructions;
@@ -9,7 +10,8 @@ On held-out two-timescale clips of every pattern (seed never used in training):
     steady ones) and when the structure latent is;
 (c) motion transfer: decode(structure of A, dynamics of B) for pairs whose patterns differ, scored right when the
     detector reads A's shape, colour and path with B's pattern.
-Writes benchmarks/results/hierarchy.json.
+Every decode uses the deterministic decoder unless --decoder-steps N > 0 (a tokenizer with the stage-2 diffusion
+decoder, N sampling steps, noise seeded per batch). Writes benchmarks/results/hierarchy.json.
 """
 
 from __future__ import annotations
@@ -34,9 +36,15 @@ EVAL_SEED = 4242  # held out: training uses seeds 0 (train) and 1 (eval split)
 
 
 @torch.no_grad()
-def decode(vae, latent, batch: int = 16) -> torch.Tensor:
+def decode(vae, latent, steps: int = 0, batch: int = 16) -> torch.Tensor:
+    """Videos (N, 3, T, H, W) in [-1, 1] of latents, with `steps` diffusion-decoder steps (0 = deterministic)."""
     parts = [
-        vae.decode(latent[i : i + batch], num_inference_steps=0).sample for i in range(0, latent.batch_size, batch)
+        vae.decode(
+            latent[i : i + batch],
+            num_inference_steps=steps,
+            generator=torch.Generator().manual_seed(i) if steps else None,
+        ).sample
+        for i in range(0, latent.batch_size, batch)
     ]
     return torch.cat(parts).float().clamp(-1, 1)
 
@@ -55,10 +63,10 @@ def held_out_clips(num_frames: int, size: int, clips_per_pattern: int, seed: int
 
 
 @torch.no_grad()
-def encode_decode(vae, videos: torch.Tensor) -> tuple[HierarchicalLatent, torch.Tensor]:
-    """Posterior-mean latents and deterministic reconstructions of (N, 3, T, H, W) clips."""
+def encode_decode(vae, videos: torch.Tensor, steps: int = 0) -> tuple[HierarchicalLatent, torch.Tensor]:
+    """Posterior-mean latents and reconstructions of (N, 3, T, H, W) clips (`steps` as in `decode`)."""
     latent = HierarchicalLatent.cat([vae.encode(v).latent_dist.mode() for v in videos.split(16)])
-    return latent, decode(vae, latent)
+    return latent, decode(vae, latent, steps)
 
 
 def metrics_by_pattern(recon: torch.Tensor, videos: torch.Tensor, patterns: list[str]) -> dict:
@@ -67,10 +75,10 @@ def metrics_by_pattern(recon: torch.Tensor, videos: torch.Tensor, patterns: list
     return {name: reconstruction_metrics(recon[m], videos[m]) for name, m in (("steady", ~fast), ("fast", fast))}
 
 
-def measure(vae, clips_per_pattern: int, seed: int = EVAL_SEED) -> dict:
+def measure(vae, clips_per_pattern: int, seed: int = EVAL_SEED, decoder_steps: int = 0) -> dict:
     c = vae.config
     videos, targets, patterns = held_out_clips(c.num_frames, c.sample_size, clips_per_pattern, seed)
-    latent, recon = encode_decode(vae, videos)
+    latent, recon = encode_decode(vae, videos, decoder_steps)
     fast = torch.tensor([p != "steady" for p in patterns])
     rows = {"compression_ratio": float(vae.compression_ratio)}
     rows["reconstruction"] = metrics_by_pattern(recon, videos, patterns)
@@ -85,7 +93,7 @@ def measure(vae, clips_per_pattern: int, seed: int = EVAL_SEED) -> dict:
     for part in ("dynamics", "structure"):
         tensor = getattr(latent, part)
         mean = tensor.mean(dim=0, keepdim=True).expand_as(tensor)
-        swapped = psnr(decode(vae, latent.replace(**{part: mean.contiguous()})), videos)
+        swapped = psnr(decode(vae, latent.replace(**{part: mean.contiguous()}), decoder_steps), videos)
         drop = base - swapped
         costs[part] = {"fast patterns": drop[fast].mean().item(), "steady": drop[~fast].mean().item()}
     rows["mean_replacement_cost_dB"] = costs
@@ -98,7 +106,7 @@ def measure(vae, clips_per_pattern: int, seed: int = EVAL_SEED) -> dict:
     pairs = [(a, b) for a, b in zip(a_index.tolist(), b_index.tolist()) if patterns[a] != patterns[b]]
     a_idx, b_idx = [a for a, _ in pairs], [b for _, b in pairs]
     mixed = latent[a_idx].replace(dynamics=latent[b_idx].dynamics)
-    transferred = decode(vae, mixed)
+    transferred = decode(vae, mixed, decoder_steps)
     hits = {"content and path of A": 0, "pattern of B": 0, "both": 0}
     for video, (a, b) in zip(transferred, pairs):
         found = detect_attributes(video).as_tuple()
@@ -118,10 +126,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--reference", default=None, help="a second tokenizer scored on the same clips (e.g. the previous shipped one)"
     )
+    parser.add_argument("--decoder-steps", type=int, default=0, help="diffusion-decoder steps (0 = deterministic)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "hierarchy.json"))
     args = parser.parse_args(argv)
     vae = load_tokenizer(args.tokenizer or default_checkpoint())
-    rows = measure(vae, args.clips)
+    if args.decoder_steps and vae.config.decoder_type != "diffusion":
+        raise SystemExit(f"--decoder-steps {args.decoder_steps}: {args.tokenizer} has no diffusion decoder")
+    rows = measure(vae, args.clips, decoder_steps=args.decoder_steps)
     if args.reference:
         ref = load_tokenizer(args.reference)
         videos, _, patterns = held_out_clips(ref.config.num_frames, ref.config.sample_size, args.clips)
@@ -152,7 +163,13 @@ def main(argv: list[str] | None = None) -> dict:
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in rows["motion_transfer"].items() if k != "pairs")
     )
     write_json(
-        args.out, {"tokenizer": str(args.tokenizer or default_checkpoint()), "clips_per_pattern": args.clips, **rows}
+        args.out,
+        {
+            "tokenizer": str(args.tokenizer or default_checkpoint()),
+            "clips_per_pattern": args.clips,
+            "decoder_steps": args.decoder_steps,
+            **rows,
+        },
     )
     return rows
 

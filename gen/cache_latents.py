@@ -14,6 +14,7 @@ label -1; without text, caption id -1.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -103,7 +104,9 @@ def _rank_block(length: int, rank: int, world_size: int) -> range:
 
 
 @torch.no_grad()
-def _encode_block(vae, dataset, tmp: Path, rank: int, text_encoder, max_text_length, batch_size, shard_size, workers):
+def _encode_block(
+    vae, dataset, tmp: Path, rank: int, text_encoder, max_text_length, batch_size, shard_size, workers, autocast
+):
     """Encode `dataset` (this rank's block) into shards and a caption table under `tmp`; write part-r<rank>.json."""
     device = next(vae.parameters()).device
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_clips)
@@ -122,7 +125,8 @@ def _encode_block(vae, dataset, tmp: Path, rank: int, text_encoder, max_text_len
             v.clear()
 
     for batch in tqdm(loader, desc=f"caching latents (rank {rank})", disable=len(loader) < 2):
-        latent = vae.normalize_latent(vae.encode(batch["video"].to(device, vae.dtype)).latent_dist.mode())
+        with autocast():
+            latent = vae.normalize_latent(vae.encode(batch["video"].to(device, vae.dtype)).latent_dist.mode())
         count = latent.batch_size
         buffer["structure"].append(latent.structure.float().cpu())
         buffer["dynamics"].append(latent.dynamics.float().cpu())
@@ -162,8 +166,11 @@ def build_cache(
     rank: int = 0,
     world_size: int = 1,
     barrier: Callable[[], None] | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> Path:
     """Encode every clip of `dataset` into a latent cache at `out_dir` (replaced atomically).
+
+    `autocast` (e.g. `accelerator.autocast`) is entered around each tokenizer call; captions are encoded in fp32.
 
     With `world_size` > 1 every rank calls this with its `rank` and a `barrier` (e.g. `accelerator.wait_for_everyone`):
     each encodes its own block, rank 0 writes the index and makes the cache final.
@@ -179,7 +186,7 @@ def build_cache(
     barrier()
     vae.eval()
     block = Subset(dataset, _rank_block(len(dataset), rank, world_size))
-    _encode_block(vae, block, tmp, rank, text_encoder, max_text_length, batch_size, shard_size, num_workers)
+    _encode_block(vae, block, tmp, rank, text_encoder, max_text_length, batch_size, shard_size, num_workers, autocast)
     barrier()  # every rank's shards are on disk
     if rank == 0:
         shards, captions, caption_files = [], [], []
@@ -292,19 +299,19 @@ def ensure_cache(accelerator, cache_dir, vae, data_config, text, text_encoder_na
     if not current:
         if reasons != ["no cache yet"] and accelerator.is_main_process:
             logger.warning("latent cache %s is stale (%s): rebuilding it", cache_dir, ", ".join(reasons))
-        with accelerator.autocast():
-            build_cache(
-                vae,
-                build_dataset(data_config, split="train"),
-                cache_dir,
-                text,
-                max_text_length,
-                num_workers=num_workers,
-                fingerprint=fingerprint,
-                rank=accelerator.process_index,
-                world_size=accelerator.num_processes,
-                barrier=accelerator.wait_for_everyone,
-            )
+        build_cache(
+            vae,
+            build_dataset(data_config, split="train"),
+            cache_dir,
+            text,
+            max_text_length,
+            num_workers=num_workers,
+            fingerprint=fingerprint,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+            barrier=accelerator.wait_for_everyone,
+            autocast=accelerator.autocast,
+        )
     dataset = LatentCacheDataset(cache_dir)
     dataset.check_fingerprint(fingerprint)
     return dataset

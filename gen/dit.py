@@ -16,6 +16,7 @@ Shapes ("patch"): structure (B, d_s, n_q, h_s, w_s) -> (B, n_q*(h_s/p)*(w_s/p), 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -93,6 +94,8 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
             with class and text, sampled explicitly so that each path learns to work alone; None = drop class and
             text independently with `condition_dropout`. With both conditions the class also enters the
             cross-attention as one more context token (besides adaLN), as text does.
+        class_factors: sizes of the factors of a class id, last fastest (e.g. [3, 6, 5, 4] for shape x colour x
+            path x pattern); a class is then the sum of one vector per factor. None = one vector per class.
     """
 
     @register_to_config
@@ -117,6 +120,7 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         dynamics_group: int = 1,
         condition_probs: tuple[float, float, float, float] | None = None,
         class_token: bool = False,
+        class_factors: list[int] | None = None,
     ):
         super().__init__()
         if condition_probs is not None and (len(condition_probs) != 4 or abs(sum(condition_probs) - 1) > 1e-6):
@@ -127,6 +131,8 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
             raise ValueError(f"num_frames={num_frames} must be divisible by dynamics_group={dynamics_group}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for num_classes={num_classes}")
+        if class_factors is not None and (num_classes <= 0 or math.prod(class_factors) != num_classes):
+            raise ValueError(f"class_factors {list(class_factors)} must multiply to num_classes={num_classes}")
         h_s, w_s = structure_size
         if h_s % patch_size or w_s % patch_size:
             raise ValueError(f"structure_size {structure_size} must be divisible by patch_size {patch_size}")
@@ -138,8 +144,15 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         self.dynamics_in = nn.Linear(dynamics_dim, hidden_size)
         self.type_embedding = nn.Parameter(torch.zeros(2, hidden_size))
         self.time_mlp = nn.Sequential(nn.Linear(256, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
-        # class table has one extra row: the null class used for dropped / unconditional samples
-        self.class_embedding = nn.Embedding(num_classes + 1, hidden_size) if num_classes > 0 else None
+        # class table has one extra row: the null class used for dropped / unconditional samples.
+        # a factored class is the sum of one vector per factor (shape, colour, path, pattern): classes that share an
+        # attribute share its vector, so each class learns from every clip with one of its attributes and unseen
+        # combinations work; the class table then keeps only the null row
+        rows = 1 if class_factors else num_classes + 1
+        self.class_embedding = nn.Embedding(rows, hidden_size) if num_classes > 0 else None
+        self.class_factor_embeddings = (
+            nn.ModuleList(nn.Embedding(n, hidden_size) for n in class_factors) if class_factors else None
+        )
         if text_dim > 0:
             self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, hidden_size))
             self.pooled_proj = nn.Sequential(
@@ -162,6 +175,8 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
         nn.init.normal_(self.type_embedding, std=0.02)
         if self.class_embedding is not None:
             nn.init.normal_(self.class_embedding.weight, std=0.02)
+        for table in self.class_factor_embeddings or ():
+            nn.init.normal_(table.weight, std=0.02)
         for block in self.blocks:
             nn.init.zeros_(block.modulation[-1].weight)
             nn.init.zeros_(block.modulation[-1].bias)
@@ -173,6 +188,23 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
     @property
     def null_class(self) -> int:
         return self.config.num_classes
+
+    def class_digits(self, labels: torch.Tensor) -> list[torch.Tensor]:
+        """Mixed-radix digits of class ids (B,) over `class_factors`, the last factor fastest."""
+        digits, rest = [], labels
+        for size in reversed(self.config.class_factors):
+            digits.append(rest % size)
+            rest = torch.div(rest, size, rounding_mode="floor")
+        return digits[::-1]
+
+    def class_tokens(self, labels: torch.Tensor) -> torch.Tensor:
+        """(B, F, D) class conditioning of ids (B,): one vector per factor (F = 1 unfactored); null ids give the
+        null vector in every slot. Their sum conditions adaLN; with `class_token` they are also context tokens."""
+        if self.class_factor_embeddings is None:
+            return self.class_embedding(labels)[:, None]
+        digits = self.class_digits(labels.clamp_max(self.null_class - 1))
+        tokens = torch.stack([table(digit) for table, digit in zip(self.class_factor_embeddings, digits)], dim=1)
+        return torch.where((labels == self.null_class)[:, None, None], self.class_embedding.weight[0], tokens)
 
     def num_tokens(self) -> int:
         return self._structure_tokens() + self.config.num_frames // self.config.dynamics_group
@@ -254,8 +286,8 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
             labels = class_labels if class_labels is not None else torch.full((batch,), self.null_class, device=device)
             if drop_class is not None:
                 labels = torch.where(drop_class, torch.full_like(labels, self.null_class), labels)
-            class_vector = self.class_embedding(labels)
-            cond = cond + class_vector
+            class_tokens = self.class_tokens(labels)
+            cond = cond + class_tokens.sum(1)
         context = mask = None
         if self.config.text_dim > 0:
             null = self.null_text.to(dtype)[None].expand(batch, 1, -1)
@@ -275,8 +307,8 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
             cond = cond + self.pooled_proj(pooled)
             context = self.text_proj(states)
             if self.config.class_token and self.class_embedding is not None:  # the class as one more context token
-                context = torch.cat([class_vector[:, None].to(context.dtype), context], dim=1)
-                mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+                context = torch.cat([class_tokens.to(context.dtype), context], dim=1)
+                mask = torch.cat([mask.new_ones(class_tokens.shape[:2]), mask], dim=1)
         return cond, context, mask
 
     def forward(

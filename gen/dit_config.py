@@ -67,4 +67,10 @@ def build_dit(config: DiTTrainConfig, vae: HiVAE, text_dim: int) -> HiVAEDiT:
                 f"{list(config.data.patterns)} has {len(table)} classes"
             )
         kwargs["class_names"] = table.names()  # the class table travels with the checkpoint
+        factors = kwargs.get("class_factors")
+        if factors is not None and list(factors) != table.factors():
+            raise ConfigError(
+                f"model.class_factors={list(factors)}, but the class table's ids factor as {table.factors()} "
+                "(shapes, colours, paths, patterns)"
+            )
     return HiVAEDiT.from_tokenizer(vae, **kwargs)

@@ -261,3 +261,27 @@ def test_dit_stores_its_class_table(tmp_path, tiny_hivae):
     assert HiVAEDiT.from_pretrained(tmp_path).config.class_names == FULL_TABLE.names()
     with pytest.raises(ValueError, match="class_names has 90 names for num_classes=360"):
         HiVAEDiT(num_classes=360, text_dim=0, class_names=class_names())
+
+
+def test_dit_class_factors_are_the_tables_attributes(tiny_hivae):
+    """A factored class id splits into exactly the table's shape, colour, path and pattern (else the factor vectors
+    would mix attributes), and a config whose factors do not match the table is refused."""
+    from gen.dit import HiVAEDiT
+    from gen.dit_config import DiTTrainConfig, build_dit
+    from hivae.config import ConfigError
+    from hivae.data import FULL_TABLE
+
+    dit = HiVAEDiT.from_tokenizer(
+        tiny_hivae, hidden_size=32, depth=1, heads=2, num_classes=360, class_factors=FULL_TABLE.factors()
+    )
+    digits = torch.stack(dit.class_digits(torch.arange(360)), dim=1).tolist()
+    tables = (FULL_TABLE.shapes, FULL_TABLE.colours, FULL_TABLE.motions, FULL_TABLE.patterns)
+    expected = [[t.index(a) for t, a in zip(tables, FULL_TABLE.attributes(i))] for i in range(360)]
+    assert digits == expected
+    config = DiTTrainConfig()
+    config.data.patterns = list(FULL_TABLE.patterns)
+    config.model = {"hidden_size": 32, "depth": 1, "heads": 2, "num_classes": 360, "class_factors": [6, 3, 5, 4]}
+    with pytest.raises(ConfigError, match="class_factors"):
+        build_dit(config, tiny_hivae, text_dim=0)
+    config.model["class_factors"] = [3, 6, 5, 4]
+    assert build_dit(config, tiny_hivae, text_dim=0).config.class_names == FULL_TABLE.names()

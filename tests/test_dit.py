@@ -112,6 +112,21 @@ def test_latent_cache_roundtrip(tiny_hivae, tiny_text_encoder, tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+def test_cache_under_mixed_precision_encodes_clips_in_bf16_and_captions_in_fp32(tiny_hivae, tiny_text_encoder, tmp_path):
+    """train.mixed_precision=bf16: the clips are encoded under autocast (close to fp32), the captions as in fp32."""
+    from accelerate import Accelerator
+
+    dataset = MovingShapes(6, num_frames=8, size=16, seed=2)
+    plain = LatentCacheDataset(build_cache(tiny_hivae, dataset, tmp_path / "fp32", tiny_text_encoder, 10, 4))
+    autocast = Accelerator(mixed_precision="bf16", cpu=True).autocast
+    mixed = LatentCacheDataset(
+        build_cache(tiny_hivae, dataset, tmp_path / "bf16", tiny_text_encoder, 10, 4, autocast=autocast)
+    )
+    assert torch.equal(mixed.text_states, plain.text_states)
+    difference = (mixed[3]["structure"] - plain[3]["structure"]).abs().max()
+    assert 0 < difference < 0.1 * plain[3]["structure"].abs().max()
+
+
 def test_cache_built_by_two_ranks_equals_one_rank(tiny_hivae, tiny_text_encoder, tmp_path):
     """Two ranks (threads with a barrier) each encode a block; the cache holds the same items in the same order."""
     import threading
@@ -255,3 +270,52 @@ def test_train_dit_init_from_checks_the_folder_and_its_weights(tmp_path, tiny_hi
         train_dit(dit_args(tmp_path, "c", *run, f"init_from={tmp_path / 'missing'}", cache=False))
     with pytest.raises(ValueError, match="does not fit the model"):
         train_dit(dit_args(tmp_path, "d", *run, f"init_from={tmp_path / 'tok'}", cache=False))
+
+
+@pytest.mark.parametrize("factored", [True, False])
+def test_class_factors_generalise_to_unseen_combinations(tiny_hivae, factored):
+    """Each class's target is the sum of a vector per attribute. Trained on 30 of 36 classes (every attribute value
+    seen), the factored class conditioning predicts the 6 unseen combinations; one vector per class cannot."""
+    torch.manual_seed(0)
+    factors = [6, 6]
+    model = HiVAEDiT.from_tokenizer(
+        tiny_hivae,
+        hidden_size=32,
+        depth=1,
+        heads=2,
+        num_classes=36,
+        text_dim=8,
+        condition_dropout=0.0,
+        class_token=True,
+        class_factors=factors if factored else None,
+    )
+    with pytest.raises(ValueError, match="multiply to num_classes"):
+        HiVAEDiT.from_tokenizer(tiny_hivae, hidden_size=32, depth=1, heads=2, num_classes=36, class_factors=[5, 7])
+    g = torch.Generator().manual_seed(1)
+    s_shape, d_shape = model.latent_shapes()
+    parts = [torch.randn(n, *s_shape, generator=g) for n in factors]
+    labels = torch.arange(36)
+    target = parts[0][labels // 6] + parts[1][labels % 6]
+    unseen = torch.arange(6) * 7  # (0, 0), (1, 1), ..., (5, 5)
+    seen = torch.tensor([i for i in range(36) if i not in unseen.tolist()])
+    z = HierarchicalLatent(torch.zeros(36, *s_shape), torch.zeros(36, *d_shape))
+    t = torch.full((36,), 500.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    model.train()
+    for _ in range(300):
+        error = (model(z, t, class_labels=labels).sample.structure - target)[seen].pow(2).mean()
+        optimizer.zero_grad()
+        error.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        predicted = model(z, t, class_labels=labels).sample.structure
+    seen_error = (predicted - target)[seen].pow(2).mean().item()
+    unseen_error = (predicted - target)[unseen].pow(2).mean().item()
+    spread = target.pow(2).mean().item()
+    print(f"factored={factored} seen {seen_error:.3f} unseen {unseen_error:.3f} spread {spread:.3f}")
+    assert seen_error < 0.1 * spread
+    if factored:
+        assert unseen_error < 0.25 * spread
+    else:
+        assert unseen_error > 0.5 * spread

@@ -57,6 +57,10 @@ class ClassTable:
     def __len__(self) -> int:
         return len(self.shapes) * len(self.colours) * len(self.motions) * len(self.patterns)
 
+    def factors(self) -> list[int]:
+        """Sizes of the id's mixed-radix digits: [shapes, colours, motions, patterns], patterns fastest."""
+        return [len(self.shapes), len(self.colours), len(self.motions), len(self.patterns)]
+
     def id(self, shape: str, colour: str, motion: str, pattern: str = "steady") -> int:
         values = {
             "shape": (shape, self.shapes),
