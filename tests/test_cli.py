@@ -173,7 +173,7 @@ def test_cli_interpolate_and_edit(tmp_path):
     transfer = read_video(tmp_path / "v0_motion_from_v1.mp4", 16)
     assert psnr(transfer[..., :64][None], a) > 30  # left: the source
     assert psnr(transfer[..., 64:][None], a) > 25  # on linear motions the structure of A carries its motion
-    edit = ["edit", "--video", v0, "--prompt", "a blue square moving up", "--part", "structure", "--steps", "4"]
+    edit = ["edit", "--video", v0, "--prompt", "a blue square moving up", "--part", "structure", "--steps", "20"]
     assert main([*edit, "--strength", "1.0", "--out", str(tmp_path / "e1")]) == 0
     edited = read_video(tmp_path / "e1" / "v0_edit_structure.mp4", 16)[..., 64:]
     assert psnr(edited[None], a) < 25  # the structure (shape, colour) was regenerated under the new prompt
