@@ -19,8 +19,17 @@ def side_by_side(frames_pt: torch.Tensor) -> torch.Tensor:
 
 def clip(size: int, shape: str, colour: str, motion: str, pattern: str, seed: int = 21) -> torch.Tensor:
     """One rendered held-out clip (1, 3, T, H, W) with the given attributes."""
-    data = MovingShapes(1, 16, size, seed=seed, shapes=(shape,), colours=(colour,), motions=(motion,),
-                        patterns=(pattern,), path_variation=1.0)
+    data = MovingShapes(
+        1,
+        16,
+        size,
+        seed=seed,
+        shapes=(shape,),
+        colours=(colour,),
+        motions=(motion,),
+        patterns=(pattern,),
+        path_variation=1.0,
+    )
     return data[0]["video"][None]
 
 
@@ -55,8 +64,10 @@ def main() -> None:
     b = torch.cat([clip(size, "square", "green", "still", p) for p in ("blinking", "pulsing", "shaking")])
     moved = edit.motion_transfer(a.expand(len(b), -1, -1, -1, -1), b, output_type="pt").frames
     row_b = rearrange(b, "b c t h w -> c t h (b w)")
-    write_video(OUT / "motion_transfer.gif", torch.cat([torch.cat([a[0], row_b], 3),
-                                                         torch.cat([a[0], side_by_side(moved)], 3)], 2))
+    write_video(
+        OUT / "motion_transfer.gif",
+        torch.cat([torch.cat([a[0], row_b], 3), torch.cat([a[0], side_by_side(moved)], 3)], 2),
+    )
     # dynamics-only edit: regenerate the fast part under a new prompt, keep content and path
     edited = edit(
         a,
@@ -68,8 +79,9 @@ def main() -> None:
     ).frames
     write_video(OUT / "dynamics_edit.gif", torch.cat([a[0], side_by_side(edited)], dim=3))
 
-    data = MovingShapes(64, 16, size, seed=21, patterns=("steady", "blinking", "pulsing", "shaking"),
-                        path_variation=1.0)
+    data = MovingShapes(
+        64, 16, size, seed=21, patterns=("steady", "blinking", "pulsing", "shaking"), path_variation=1.0
+    )
     clips = torch.stack([data[i]["video"] for i in range(4)])
     with torch.no_grad():
         recon = pipe.vae(clips).sample.clamp(-1, 1)

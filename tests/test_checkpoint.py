@@ -84,7 +84,14 @@ def test_detector_recognises_rendered_clips():
 
 def _clip(shape: str, colour: str, motion: str, pattern: str, seed: int) -> torch.Tensor:
     data = MovingShapes(
-        1, 16, 64, seed=seed, shapes=(shape,), colours=(colour,), motions=(motion,), patterns=(pattern,),
+        1,
+        16,
+        64,
+        seed=seed,
+        shapes=(shape,),
+        colours=(colour,),
+        motions=(motion,),
+        patterns=(pattern,),
         path_variation=1.0,
     )
     return data[0]["video"]

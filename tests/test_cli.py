@@ -34,6 +34,16 @@ def tiny_checkpoint(tiny_pipeline, tmp_path):
     return tmp_path
 
 
+@pytest.fixture
+def one_thread():
+    """Multithreaded CPU kernels may round differently from run to run, and x264 turns a last-bit change into a
+    different block: exact comparisons of written videos run on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _generate(root, out, *extra):
     argv = ["generate", "--checkpoint", str(root / "pipe"), "--steps", "2", "--no-gif", "--out", str(out), *extra]
     assert main(argv) == 0
@@ -57,7 +67,7 @@ def _generate(root, out, *extra):
         (["--dtype", "float32"], ["--dtype", "bfloat16"]),
     ],
 )
-def test_cli_generate_every_option_reaches_the_video(tiny_checkpoint, tmp_path, base, changed):
+def test_cli_generate_every_option_reaches_the_video(tiny_checkpoint, tmp_path, base, changed, one_thread):
     """Same options = the same video; changing one option changes it (so it reached the code it names)."""
     fill = lambda args: [a.format(root=tiny_checkpoint) for a in args]  # noqa: E731
     first = _generate(tiny_checkpoint, tmp_path / "a", *fill(base))
@@ -66,7 +76,7 @@ def test_cli_generate_every_option_reaches_the_video(tiny_checkpoint, tmp_path, 
     assert len(first) == len(again) == len(other) == 1
     (a,), (b,), (c,) = first.values(), again.values(), other.values()
     assert torch.equal(a, b)
-    assert (a - c).abs().mean() > 1e-3
+    assert (a - c).abs().mean() > 1e-2
 
 
 def test_cli_generate_num_fps_device_and_gif(tiny_checkpoint, tmp_path):

@@ -112,7 +112,9 @@ def test_latent_cache_roundtrip(tiny_hivae, tiny_text_encoder, tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))
 
 
-def test_cache_under_mixed_precision_encodes_clips_in_bf16_and_captions_in_fp32(tiny_hivae, tiny_text_encoder, tmp_path):
+def test_cache_under_mixed_precision_encodes_clips_in_bf16_and_captions_in_fp32(
+    tiny_hivae, tiny_text_encoder, tmp_path
+):
     """train.mixed_precision=bf16: the clips are encoded under autocast (close to fp32), the captions as in fp32."""
     from functools import partial
 
