@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
-from hivae.data import MovingShapes, write_video
+from hivae.data import MovingShapes, render_clip, write_video
 from hivae.loading import default_checkpoint
 from pipelines import HiVAEEditPipeline, HiVAEInterpolationPipeline, HiVAEVideoPipeline, frames_to_video
 
@@ -15,22 +15,6 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "gallery"
 def side_by_side(frames_pt: torch.Tensor) -> torch.Tensor:
     """(B, T, 3, H, W) in [0, 1] -> (3, T, H, B*W) in [-1, 1]."""
     return rearrange(frames_to_video(frames_pt), "b c t h w -> c t h (b w)")
-
-
-def clip(size: int, shape: str, colour: str, motion: str, pattern: str, seed: int = 21) -> torch.Tensor:
-    """One rendered held-out clip (1, 3, T, H, W) with the given attributes."""
-    data = MovingShapes(
-        1,
-        16,
-        size,
-        seed=seed,
-        shapes=(shape,),
-        colours=(colour,),
-        motions=(motion,),
-        patterns=(pattern,),
-        path_variation=1.0,
-    )
-    return data[0]["video"][None]
 
 
 def main() -> None:
@@ -60,8 +44,10 @@ def main() -> None:
 
     # motion transfer: structure (content + slow path) of A, dynamics (fast pattern) of B
     edit = HiVAEEditPipeline.from_pipe(pipe)
-    a = clip(size, "circle", "red", "right", "steady")
-    b = torch.cat([clip(size, "square", "green", "still", p) for p in ("blinking", "pulsing", "shaking")])
+    a = render_clip("circle", "red", "right", "steady", size=size, seed=21)[None]
+    b = torch.stack(
+        [render_clip("square", "green", "still", p, size=size, seed=21) for p in ("blinking", "pulsing", "shaking")]
+    )
     moved = edit.motion_transfer(a.expand(len(b), -1, -1, -1, -1), b, output_type="pt").frames
     row_b = rearrange(b, "b c t h w -> c t h (b w)")
     write_video(

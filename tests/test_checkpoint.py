@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hivae.data import PATTERNS, MovingShapes, class_id
+from hivae.data import PATTERNS, MovingShapes, class_id, render_clip
 from hivae.shape_detector import attribute_accuracy, detect_attributes
 from pipelines import HiVAEVideoPipeline
 
@@ -82,21 +82,6 @@ def test_detector_recognises_rendered_clips():
     assert detect_attributes(torch.full((3, 4, 16, 16), -1.0)).shape is None
 
 
-def _clip(shape: str, colour: str, motion: str, pattern: str, seed: int) -> torch.Tensor:
-    data = MovingShapes(
-        1,
-        16,
-        64,
-        seed=seed,
-        shapes=(shape,),
-        colours=(colour,),
-        motions=(motion,),
-        patterns=(pattern,),
-        path_variation=1.0,
-    )
-    return data[0]["video"]
-
-
 TRANSFER_PAIRS = [  # (A, B): the result should show A's shape, colour and path with B's pattern
     (("circle", "red", "right", "steady"), ("square", "green", "still", "blinking")),
     (("triangle", "blue", "up", "steady"), ("circle", "yellow", "left", "pulsing")),
@@ -112,8 +97,8 @@ def test_shipped_motion_transfer_moves_the_fast_pattern_only(shipped):
     from pipelines import HiVAEEditPipeline
 
     edit = HiVAEEditPipeline.from_pipe(shipped)
-    a = torch.stack([_clip(*pa, seed=5 + i) for i, (pa, _) in enumerate(TRANSFER_PAIRS)])
-    b = torch.stack([_clip(*pb, seed=50 + i) for i, (_, pb) in enumerate(TRANSFER_PAIRS)])
+    a = torch.stack([render_clip(*pa, seed=5 + i) for i, (pa, _) in enumerate(TRANSFER_PAIRS)])
+    b = torch.stack([render_clip(*pb, seed=50 + i) for i, (_, pb) in enumerate(TRANSFER_PAIRS)])
     frames = edit.motion_transfer(a, b, output_type="pt").frames
     found = [detect_attributes(f.permute(1, 0, 2, 3) * 2 - 1).as_tuple() for f in frames]
     expected = [(*pa[:3], pb[3]) for pa, pb in TRANSFER_PAIRS]
@@ -126,8 +111,8 @@ def test_shipped_motion_transfer_from_the_cli(shipped, tmp_path):
     from pipelines import HiVAEEditPipeline
     from pipelines.cli import main
 
-    write_video(tmp_path / "a.mp4", _clip("circle", "red", "right", "steady", seed=5))
-    write_video(tmp_path / "b.mp4", _clip("square", "green", "still", "blinking", seed=6))
+    write_video(tmp_path / "a.mp4", render_clip("circle", "red", "right", "steady", seed=5))
+    write_video(tmp_path / "b.mp4", render_clip("square", "green", "still", "blinking", seed=6))
     argv = ["edit", "--video", str(tmp_path / "a.mp4"), "--motion-from", str(tmp_path / "b.mp4")]
     assert main([*argv, "--checkpoint", str(CHECKPOINT), "--out", str(tmp_path / "out")]) == 0
     (path,) = (tmp_path / "out").glob("*.mp4")
@@ -145,7 +130,7 @@ def test_shipped_dynamics_only_edit_keeps_the_content_and_path(shipped):
     from pipelines import HiVAEEditPipeline
 
     edit = HiVAEEditPipeline.from_pipe(shipped)
-    video = _clip("triangle", "blue", "up", "steady", seed=7)[None]
+    video = render_clip("triangle", "blue", "up", "steady", seed=7)[None]
     frames = edit(
         video,
         prompt="a blue triangle moving up while pulsing",

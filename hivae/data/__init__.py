@@ -22,6 +22,7 @@ from .shapes import (
     class_attributes,
     class_id,
     class_names,
+    render_clip,
 )
 from .transforms import frames_to_tensor, resize_center_crop, tensor_to_frames
 from .video_io import VideoInfo, VideoReadError, clip_indices, read_video, video_info, write_video
@@ -38,6 +39,7 @@ __all__ = [
     "DataConfig",
     "HFVideoDataset",
     "MovingShapes",
+    "render_clip",
     "PatternSwapPairs",
     "VideoFolderDataset",
     "VideoInfo",

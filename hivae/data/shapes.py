@@ -383,6 +383,24 @@ class MovingShapes(Dataset):
         }
 
 
+def render_clip(
+    shape: str, colour: str, motion: str, pattern: str = "steady", num_frames: int = 16, size: int = 64, seed: int = 0
+) -> torch.Tensor:
+    """One two-timescale clip (3, T, H, W) in [-1, 1] with the given attributes (curved, speed-varying path)."""
+    data = MovingShapes(
+        1,
+        num_frames,
+        size,
+        seed=seed,
+        shapes=(shape,),
+        colours=(colour,),
+        motions=(motion,),
+        patterns=(pattern,),
+        path_variation=1.0,
+    )
+    return data[0]["video"]
+
+
 class PatternSwapPairs(Dataset):
     """Items of a `MovingShapes` with a partner: `partner_video` (another item) and `swap_video` (this item's shape,
     colour and path with the partner's fast pattern): the target of decode(structure of this, dynamics of partner)."""
