@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--classes", type=int, default=12, help="classes spread over the table")
     parser.add_argument("--seeds", type=int, default=16, help="generated clips per class")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--guidance", type=float, default=3.0)
     args = parser.parse_args(argv)
     pipe = HiVAEVideoPipeline.from_pretrained(args.checkpoint or default_checkpoint())
     pipe.set_progress_bar_config(disable=True)

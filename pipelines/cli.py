@@ -91,7 +91,7 @@ def _runtime_args(p) -> None:
 def _common_generation_args(p, video_output: bool = True) -> None:
     p.add_argument("--checkpoint", default=None, help="pipeline folder (default: the shipped checkpoint)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps")
-    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs", help="output folder")
     p.add_argument("--vae", default=None, help="use this tokenizer folder instead of the pipeline's (same latents)")

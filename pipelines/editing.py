@@ -82,7 +82,7 @@ class HiVAEEditPipeline(HiVAEVideoPipeline):
         class_labels: int | list[int] | None = None,
         negative_prompt: str | list[str] | None = None,
         num_inference_steps: int = 20,
-        guidance_scale: float = 4.0,
+        guidance_scale: float = 3.0,
         num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: HierarchicalLatent | None = None,

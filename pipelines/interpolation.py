@@ -99,7 +99,7 @@ class HiVAEInterpolationPipeline(HiVAEVideoPipeline):
         method: Literal["lerp", "slerp"] = "slerp",
         negative_prompt: str | None = None,
         num_inference_steps: int = 20,
-        guidance_scale: float = 4.0,
+        guidance_scale: float = 3.0,
         num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "np",

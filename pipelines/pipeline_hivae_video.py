@@ -499,7 +499,7 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         num_inference_steps: int = 20,
         sigmas: list[float] | None = None,
         timesteps: list[float] | None = None,
-        guidance_scale: float = 4.0,
+        guidance_scale: float = 3.0,
         num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: HierarchicalLatent | None = None,
