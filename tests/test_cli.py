@@ -1,6 +1,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -152,7 +154,8 @@ def test_cli_reconstruct_and_eval(tmp_path, capsys):
 
     video = MovingShapes(1, 16, 64, seed=3)[0]["video"]
     write_video(tmp_path / "in.mp4", video)
-    assert main(["reconstruct", "--input", str(tmp_path / "in.mp4"), "--out", str(tmp_path / "r")]) == 0
+    argv = ["reconstruct", "--input", str(tmp_path / "in.mp4"), "--tokenizer", "shapes", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
     side_by_side = read_video(tmp_path / "r" / "in_recon.mp4", 16)  # left: input, right: reconstruction
     left, right = side_by_side[..., :64], side_by_side[..., 64:]
     printed = json.loads((tmp_path / "r" / "metrics.json").read_text())
@@ -173,13 +176,14 @@ def test_cli_interpolate_and_edit(tmp_path):
     for i in range(2):
         write_video(tmp_path / f"v{i}.mp4", videos[i])
     v0, v1 = (str(tmp_path / f"v{i}.mp4") for i in range(2))
-    argv = ["interpolate", "--video-a", v0, "--video-b", v1, "--num-steps", "3", "--out", str(tmp_path)]
+    argv = ["interpolate", "--video-a", v0, "--video-b", v1, "--num-steps", "3", "--checkpoint", "shapes"]
+    argv += ["--out", str(tmp_path)]
     assert main(argv) == 0
     grid = read_video(tmp_path / "interpolation_both_slerp.mp4", 16)  # 3 panels, A to B
     first, last = grid[..., :64][None], grid[..., 128:][None]
     a, b = videos[0][None], videos[1][None]
     assert psnr(first, a) > psnr(first, b) + 5 and psnr(last, b) > psnr(last, a) + 5
-    assert main(["edit", "--video", v0, "--motion-from", v1, "--out", str(tmp_path)]) == 0
+    assert main(["edit", "--video", v0, "--motion-from", v1, "--checkpoint", "shapes", "--out", str(tmp_path)]) == 0
     transfer = read_video(tmp_path / "v0_motion_from_v1.mp4", 16)
     assert psnr(transfer[..., :64][None], a) > 30  # left: the source
     assert psnr(transfer[..., 64:][None], a) > 25  # on linear motions the structure of A carries its motion
@@ -199,6 +203,7 @@ def test_cli_interpolate_and_edit(tmp_path):
         (["generate", "--class", "pink blob", "--steps", "1"], "unknown class 'pink blob'"),
         (["generate", "--checkpoint", "/nonexistent", "--steps", "1"], "no model_index.json"),
         (["reconstruct", "--input", "/nonexistent.mp4"], "no such video file"),
+        (["reconstruct", "--input", "/nonexistent.mp4", "--tokenizer", "shapes"], "no such video file"),
         (["edit", "--video", "/x.mp4"], "exactly one of --motion-from"),
         (["interpolate"], "give --video-a/--video-b or --prompt-a/--prompt-b"),
     ],
@@ -206,3 +211,68 @@ def test_cli_interpolate_and_edit(tmp_path):
 def test_cli_reports_errors(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.fixture
+def frame_tokenizer(tmp_path):
+    """A small untrained frame-backbone HiVAE saved as a tokenizer-only folder (like the shipped natural one)."""
+    from hivae import HiVAE
+
+    torch.manual_seed(0)
+    model = HiVAE(
+        backbone="frame", sample_size=32, num_frames=8, base_channels=8, channel_mults=(1, 2), width=16,
+        structure_channels=2, num_queries=2, structure_window=4, structure_downsample=0, structure_pool="mean",
+        dynamics_channels=2, dynamics_width=8, dynamics_patch=8, dynamics_lowpass=2,
+    )
+    model.save_pretrained(tmp_path / "tok")
+    return tmp_path / "tok"
+
+
+def test_cli_reconstruct_any_length_and_size(frame_tokenizer, tmp_path, capsys):
+    """A 20-frame 72x40 clip: tiled over time, shorter side to 32, width cut to a multiple of 8 (72*32/40 = 57.6
+    -> 58 -> 56); the written side-by-side keeps all 20 frames. A 5-frame clip is padded, then cut back."""
+    from hivae.data import video_info
+
+    frames = np.random.default_rng(0).integers(0, 255, (20, 40, 72, 3), dtype=np.uint8)
+    write_video(tmp_path / "long.mp4", frames)
+    write_video(tmp_path / "short.mp4", frames[:5])
+    for name, length in (("long", 20), ("short", 5)):
+        argv = ["reconstruct", "--input", str(tmp_path / f"{name}.mp4"), "--tokenizer", str(frame_tokenizer)]
+        assert main([*argv, "--out", str(tmp_path / name)]) == 0
+        info = video_info(tmp_path / name / f"{name}_recon.mp4")
+        assert (info.num_frames, info.height, info.width) == (length, 32, 2 * 56)
+    out = capsys.readouterr().out
+    assert "72x40, 20 of 20 frames -> 56x32" in out and "tiled in windows of 8 frames" in out
+    argv = ["reconstruct", "--input", str(tmp_path / "long.mp4"), "--tokenizer", str(frame_tokenizer), "--square"]
+    assert main([*argv, "--out", str(tmp_path / "sq")]) == 0
+    assert video_info(tmp_path / "sq" / "long_recon.mp4").width == 64
+
+
+def test_cli_reconstruct_warns_out_of_domain(frame_tokenizer, tmp_path, capsys):
+    frames = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    write_video(tmp_path / "clip.mp4", frames)
+    argv = ["reconstruct", "--input", str(tmp_path / "clip.mp4"), "--tokenizer", str(frame_tokenizer), "--out"]
+    for recorded, warned in ((60.0, True), (0.0, False)):
+        (frame_tokenizer / "evaluation.json").write_text(json.dumps({"psnr": recorded, "dataset": "test clips"}))
+        assert main([*argv, str(tmp_path / "out")]) == 0
+        err = capsys.readouterr().err
+        assert ("far below the 60.0 dB this tokenizer scores on test clips" in err) == warned, err
+
+
+def test_cli_video_commands_with_a_tokenizer_only_checkpoint(frame_tokenizer, tmp_path, capsys):
+    """interpolate / edit --motion-from need no generator; prompts with a tokenizer-only checkpoint say so."""
+    rng = np.random.default_rng(1)
+    write_video(tmp_path / "a.mp4", rng.integers(0, 255, (12, 32, 48, 3), dtype=np.uint8))
+    write_video(tmp_path / "b.mp4", rng.integers(0, 255, (10, 40, 40, 3), dtype=np.uint8))
+    a, b, tok = str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), str(frame_tokenizer)
+    argv = ["interpolate", "--video-a", a, "--video-b", b, "--num-steps", "3", "--checkpoint", tok]
+    assert main([*argv, "--out", str(tmp_path / "i")]) == 0
+    from hivae.data import video_info
+
+    grid = video_info(tmp_path / "i" / "interpolation_both_slerp.mp4")
+    assert (grid.num_frames, grid.height, grid.width) == (10, 32, 3 * 48)  # B cut to 10 frames, fitted to A's size
+    assert main(["edit", "--video", a, "--motion-from", b, "--checkpoint", tok, "--out", str(tmp_path / "e")]) == 0
+    edit = video_info(tmp_path / "e" / "a_motion_from_b.mp4")
+    assert (edit.num_frames, edit.height, edit.width) == (10, 32, 2 * 48)
+    assert main(["interpolate", "--prompt-a", "x", "--prompt-b", "y", "--checkpoint", tok]) == 2
+    assert "needs a generator" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from .shapes import (
     class_names,
     render_clip,
 )
-from .transforms import frames_to_tensor, resize_center_crop, tensor_to_frames
+from .transforms import fit_to_grid, frames_to_tensor, grid_size, resize_center_crop, tensor_to_frames
 from .video_io import VideoInfo, VideoReadError, clip_indices, read_video, video_info, write_video
 
 __all__ = [
@@ -52,7 +52,9 @@ __all__ = [
     "clip_indices",
     "eval_files",
     "collate_clips",
+    "fit_to_grid",
     "frames_to_tensor",
+    "grid_size",
     "read_metadata",
     "read_video",
     "resize_center_crop",

@@ -39,6 +39,24 @@ def resize_center_crop(video: torch.Tensor, size: int | Sequence[int]) -> torch.
     return video[:, :, top : top + out_h, left : left + out_w]
 
 
+def grid_size(height: int, width: int, short_side: int, multiple: int) -> tuple[int, int]:
+    """(H, W) after scaling the shorter side to `short_side` (aspect kept) and cropping each side down to a
+    multiple of `multiple`."""
+    scale = short_side / min(height, width)
+    new_h, new_w = max(short_side, round(height * scale)), max(short_side, round(width * scale))
+    return new_h // multiple * multiple, new_w // multiple * multiple
+
+
+def fit_to_grid(video: torch.Tensor, short_side: int, multiple: int) -> torch.Tensor:
+    """Resize `(C, T, H, W)` so its shorter side is `short_side`, keeping the aspect ratio, then centre-crop each side
+    down to a multiple of `multiple` (a convolutional tokenizer's spatial factor): any frame size in, nothing
+    stretched, at most `multiple - 1` pixels cut per side."""
+    if short_side < multiple or short_side % multiple:
+        raise ValueError(f"short side {short_side} must be a positive multiple of {multiple}")
+    _, _, height, width = video.shape
+    return resize_center_crop(video, grid_size(height, width, short_side, multiple))
+
+
 def frames_to_tensor(frames: np.ndarray, size: int | Sequence[int] | None = None) -> torch.Tensor:
     """uint8 `(T, H, W, 3)` -> float `(3, T, H, W)` in [-1, 1], optionally resized and centre-cropped."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
