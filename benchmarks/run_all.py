@@ -6,7 +6,7 @@
 Sections (printed as tables; one JSON + one SVG plot per machine in benchmarks/results/run_all-<machine>.*):
   rate_distortion  the shipped tokenizer's PSNR / SSIM at its compression on held-out clips, measured now; the
                    equal-budget comparison against the 3D-VAE at 48x and at HiVAE's ratio is trained by
-                   benchmarks/rate_distortion.py (full mode runs it, --rd-steps; quick mode reads its last JSON);
+                   benchmarks/rate_distortion.py (full mode with --rd-minutes runs it; otherwise its last JSONs are read);
   tokenizers       encode / decode clips/s and peak memory on one equal-size clip: HiVAE, the 3D-conv VAE at 48x and
                    at HiVAE's ratio, diffusers' AutoencoderKLCogVideoX and AutoencoderKLLTXVideo (random init);
   scaling          per (frames, size): HiVAE and 48x encode / decode, DiT tokens and training-step time on HiVAE vs
@@ -146,17 +146,15 @@ def rate_distortion(args) -> dict:
     metrics = evaluate_tokenizer(vae, torch.stack([data[i]["video"] for i in range(clips)]))
     result["shipped"] = {"tokenizer": "checkpoints/hivae-shapes-64", **metrics}
     print_table([result["shipped"]], ["tokenizer", "compression_ratio", "psnr", "ssim", "psnr_foreground"])
-    path = ROOT / "benchmarks" / "results" / "rate_distortion.json"
-    if not args.quick and args.rd_steps:
+    if not args.quick and args.rd_minutes:
         from benchmarks.rate_distortion import main as train_and_compare
 
-        train_and_compare(["--steps", str(args.rd_steps)])
-    if path.is_file():
-        result["equal_budget"] = json.loads(path.read_text())
-        print(f"equal-budget comparison ({path.name}, {result['equal_budget'].get('machine')}):")
-        print_table(
-            result["equal_budget"]["rows"], ["model", "compression_ratio", "steps", "psnr", "psnr_foreground", "ssim"]
-        )
+        train_and_compare(["--minutes", str(args.rd_minutes)])
+    for path in sorted((ROOT / "benchmarks" / "results").glob("rate_distortion-*.json")):
+        record = json.loads(path.read_text())
+        result[path.stem] = record
+        print(f"equal-compute rate-distortion ({path.name}, {record.get('machine')}):")
+        print_table(record["rows"], ["model", "compression_ratio", "psnr", "ssim", "minutes", "steps"])
     return result
 
 
@@ -237,7 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--compile", action="store_true", help="also time the DiT under torch.compile")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per row (default 1 quick, 3 full)")
     parser.add_argument(
-        "--rd-steps", type=int, default=1500, help="full mode: rate-distortion training steps (0 skips)"
+        "--rd-minutes", type=float, default=0, help="full mode: train the rate-distortion models for this many minutes each (hours in all; 0 reads their last JSONs)"
     )
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one isolated measurement (JSON spec)
     args = parser.parse_args(argv)

@@ -54,13 +54,27 @@ def _read_pattern(areas: np.ndarray, track: np.ndarray, width: int) -> str:
     return "steady"
 
 
-def detect_attributes(video: torch.Tensor, threshold: float = 0.35, still_fraction: float = 0.12) -> Detection:
-    """video: (3, T, H, W) in [-1, 1] -> detected shape, colour, motion and pattern (None where not readable)."""
+def detect_attributes(
+    video: torch.Tensor,
+    threshold: float = 0.35,
+    still_fraction: float = 0.12,
+    background: torch.Tensor | None = None,
+) -> Detection:
+    """video: (3, T, H, W) in [-1, 1] -> detected shape, colour, motion and pattern (None where not readable).
+
+    `background` (3, H, W) in [-1, 1]: the clip's true background (e.g. a photo, `MovingShapes.background`); the
+    object is what differs from it. Without it, the clip's median colour is the background.
+    """
     if video.ndim != 4 or video.shape[0] != 3:
         raise ValueError(f"video must be (3, T, H, W), got {tuple(video.shape)}")
     x = ((video.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()  # [0, 1]
     _, frames, height, width = x.shape
-    background = np.median(x.reshape(3, -1), axis=1)[:, None, None, None]
+    if background is not None:
+        if tuple(background.shape) != (3, height, width):
+            raise ValueError(f"background must be (3, {height}, {width}), got {tuple(background.shape)}")
+        background = ((background.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()[:, None]
+    else:
+        background = np.median(x.reshape(3, -1), axis=1)[:, None, None, None]
     distance = np.abs(x - background).max(axis=0)  # (T, H, W)
     mask = distance > threshold
     areas = mask.reshape(frames, -1).sum(1).astype(float)
@@ -108,15 +122,18 @@ def detect_attributes(video: torch.Tensor, threshold: float = 0.35, still_fracti
     return Detection(shape, colour, motion, pattern, float(areas.mean()), "blurred" if blurred else "")
 
 
-def attribute_accuracy(videos: torch.Tensor, targets: list[tuple[str, ...]]) -> dict[str, float]:
+def attribute_accuracy(
+    videos: torch.Tensor, targets: list[tuple[str, ...]], backgrounds: torch.Tensor | None = None
+) -> dict[str, float]:
     """Fraction of clips (N, 3, T, H, W) whose detected attributes match `targets`: (shape, colour, motion) or
-    (shape, colour, motion, pattern) tuples; "all" = every given attribute right."""
+    (shape, colour, motion, pattern) tuples; "all" = every given attribute right. `backgrounds` (N, 3, H, W): each
+    clip's true background (see `detect_attributes`)."""
     if len(videos) != len(targets):
         raise ValueError(f"{len(videos)} videos but {len(targets)} targets")
     keys = ATTRIBUTES[: len(targets[0])] if targets else ATTRIBUTES
     hits = {key: 0 for key in (*keys, "all")}
-    for video, target in zip(videos, targets):
-        found = detect_attributes(video).as_tuple()
+    for index, (video, target) in enumerate(zip(videos, targets)):
+        found = detect_attributes(video, background=None if backgrounds is None else backgrounds[index]).as_tuple()
         ok = [found[i] == target[i] for i in range(len(keys))]
         for key, value in zip(keys, ok):
             hits[key] += int(value)

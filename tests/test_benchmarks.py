@@ -1,6 +1,7 @@
 """The benchmark helpers: FLOP counting / MFU, the SVG plot, isolated measurements and their JSON rows."""
 
 import json
+from pathlib import Path
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -143,3 +144,26 @@ def test_equal_budget_references_bound_and_naive_codec():
     rows = {row["model"]: row for row in reference_rows(smooth.contiguous(), 96, "smooth")}
     assert rows["3D-DCT oracle (96 coefficients)"]["latent_values"] == 96
     assert rows["mean of every 16 frames (bound, unlimited values)"]["psnr"] > 60  # a static clip is its mean
+
+
+def test_rate_distortion_models_reach_their_ratios():
+    """Every (family, ratio) of the rate-distortion benchmark builds from its preset + overrides at 16x32x32, counts
+    its latent values as the ratio says (within 10%), and reconstructs a clip of the right shape."""
+    import yaml
+
+    from benchmarks.rate_distortion import HIVAE_RATIOS, PRESETS, model_overrides
+    from hivae import TOKENIZERS
+    from hivae.config import apply_overrides
+
+    clip = torch.rand(1, 3, 16, 32, 32) * 2 - 1
+    for family, preset in PRESETS.items():
+        for ratio in HIVAE_RATIOS:
+            config = yaml.safe_load((Path(__file__).resolve().parents[1] / preset).read_text())
+            apply_overrides(config, model_overrides(family, ratio, "shapes-photo-32"))
+            assert config["data"]["source"] == "shapes" and config["data"]["size"] == 32
+            model = TOKENIZERS[config["model_type"]](**config["model"]).eval()
+            assert abs(model.compression_ratio / ratio - 1) < 0.1, (family, ratio, model.compression_ratio)
+            latent = model.encode(clip).latent_dist.mode()
+            parts = [latent.structure, latent.dynamics] if family == "hivae" else [latent]
+            assert sum(p[0].numel() for p in parts) == round(clip[0].numel() / model.compression_ratio)
+            assert model.decode(latent).sample.shape == clip.shape

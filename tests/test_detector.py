@@ -39,3 +39,23 @@ def test_detector_refuses_blurred_empty_and_two_object_clips():
     two = MovingShapes(10, 16, 64, seed=4, second_object_prob=1.0, radius_range=(0.08, 0.1))
     refused = [detect_attributes(two[i]["video"]).reason == "several objects" for i in range(10)]
     assert np.mean(refused) >= 0.8  # the rest overlap for most of the clip
+
+
+def test_objects_over_photo_backgrounds_are_read_against_the_true_background():
+    """Over a photo, the clip's median colour is no background: the detector then fails; given each clip's true
+    background (`MovingShapes.background`) it reads the objects, and still refuses a blurred clip."""
+    import torch
+
+    from hivae.data import MovingShapes
+    from hivae.shape_detector import attribute_accuracy
+
+    data = MovingShapes(48, 16, 32, seed=3, backgrounds=("photo",), patterns=PATTERNS, path_variation=1.0)
+    items = [data[i] for i in range(48)]
+    videos = torch.stack([item["video"] for item in items])
+    targets = [(item["shape"], item["colour"], item["motion"], item["pattern"]) for item in items]
+    backgrounds = torch.stack([data.background(i) for i in range(48)])
+    assert backgrounds.std() > 0.05 and not torch.equal(backgrounds[0], backgrounds[1])  # real, varied photos
+    assert attribute_accuracy(videos, targets)["all"] < 0.5
+    assert attribute_accuracy(videos, targets, backgrounds)["all"] >= 0.9
+    blurred = torch.nn.functional.avg_pool3d(videos, (1, 3, 3), 1, (0, 1, 1))
+    assert attribute_accuracy(blurred, targets, backgrounds)["all"] < 0.1

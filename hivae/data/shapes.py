@@ -16,6 +16,8 @@ whose table and ids are unchanged.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +35,7 @@ COLOURS = {  # name -> RGB in [0, 1]; far apart in hue so that a detector can te
 }
 MOTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0), "still": (0.0, 0.0)}
 PATTERNS = ("steady", "blinking", "pulsing", "shaking")
-BACKGROUNDS = ("black", "gray", "gradient", "noise")
+BACKGROUNDS = ("black", "gray", "gradient", "noise", "photo")
 PULSE_AMPLITUDE = 0.4  # relative radius swing of `pulsing`
 SHAKE_RANGE = (0.05, 0.08)  # horizontal jump of `shaking`, fraction of the frame width
 
@@ -204,6 +206,20 @@ def pattern_frames(pattern: str, num_frames: int, rng: np.random.Generator) -> t
     return visible, scale, offset, details
 
 
+@functools.lru_cache(maxsize=1)
+def _small_photos() -> tuple[np.ndarray, ...]:
+    """The package photos of `hivae.data.natural`, shrunk to 192 px on the shorter side: (3, H, W) float32 in [0, 1]."""
+    from .natural import PHOTOS, load_photo
+
+    out = []
+    for name in PHOTOS:
+        photo = torch.from_numpy(load_photo(name).copy()).permute(2, 0, 1)[None].float() / 255
+        scale = 192 / min(photo.shape[-2:])
+        photo = torch.nn.functional.interpolate(photo, scale_factor=scale, mode="bilinear", antialias=True)
+        out.append(photo[0].numpy())
+    return tuple(out)
+
+
 def _background(kind: str, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """(3, H, W) in [0, 1]."""
     if kind == "black":
@@ -217,6 +233,14 @@ def _background(kind: str, rng: np.random.Generator, height: int, width: int) ->
     if kind == "noise":
         coarse = rng.uniform(0.0, 0.3, (3, max(1, height // 8), max(1, width // 8))).astype(np.float32)
         return np.kron(coarse, np.ones((8, 8), np.float32))[:, :height, :width]
+    if kind == "photo":  # a random crop of a package photo, dimmed to [0, 0.45] so that the objects stay in front
+        photos = _small_photos()
+        photo = photos[rng.integers(len(photos))]
+        extent = int(min(photo.shape[1:]) * rng.uniform(0.3, 1.0))
+        top, left = (int(rng.integers(0, photo.shape[i] - extent + 1)) for i in (1, 2))
+        crop = torch.from_numpy(photo[None, :, top : top + extent, left : left + extent])
+        crop = torch.nn.functional.interpolate(crop, size=(height, width), mode="bilinear", antialias=True)[0]
+        return (crop.numpy() * 0.45).astype(np.float32)
     raise ValueError(f"unknown background {kind!r}, expected one of {BACKGROUNDS}")
 
 
@@ -350,6 +374,11 @@ class MovingShapes(Dataset):
             colour = pick([c for c in self.colours if c != tracks[0].colour] or list(self.colours))
             tracks.append(self._track(rng, pick(self.shapes), colour, pick(self.motions), "steady"))
         return tracks, pick(self.backgrounds)
+
+    def background(self, index: int) -> torch.Tensor:
+        """The background of item `index` alone, (3, H, W) in [-1, 1] (for reading its objects over a photo)."""
+        _, kind = self.sample_tracks(index)
+        return self.render([], kind, seed=self.seed * 1_000_003 + index)[:, 0]
 
     def render(self, tracks: list[ShapeTrack], background: str = "black", seed: int = 0) -> torch.Tensor:
         """Render objects over a background -> `(3, T, H, W)` in [-1, 1]; later objects are drawn on top."""
