@@ -70,10 +70,8 @@ PRESETS = {"hivae": "configs/tokenizer/natural-64.yaml", "vae3d": "configs/token
 
 def model_overrides(family: str, ratio: int, dataset: str) -> list[str]:
     """Everything that turns a natural-64 preset into `family` at `ratio` on `dataset` at 16x32x32."""
-    table = HIVAE_RATIOS if family == "hivae" else VAE_RATIOS
-    if family == "hivae":
-        table = {r: [*o, "model.channel_mults=[1,2]"] for r, o in table.items()}
-    return [*CLIP, *table[ratio], *DATASETS[dataset][0]]
+    family_overrides = [*HIVAE_RATIOS[ratio], "model.channel_mults=[1,2]"] if family == "hivae" else VAE_RATIOS[ratio]
+    return [*CLIP, *family_overrides, *DATASETS[dataset][0]]
 
 
 def shapes_eval_set(num_clips: int):
@@ -90,7 +88,7 @@ def shapes_eval_set(num_clips: int):
 
 def evaluate(model, dataset: str, clips: torch.Tensor, shapes: tuple | None) -> dict:
     from hivae.evaluation import reconstruct
-    from hivae.metrics import psnr
+    from hivae.metrics import foreground_psnr
     from hivae.shape_detector import attribute_accuracy
 
     with torch.no_grad():
@@ -98,9 +96,7 @@ def evaluate(model, dataset: str, clips: torch.Tensor, shapes: tuple | None) -> 
     row = score(recon, clips)
     if shapes is not None:
         targets, backgrounds = shapes
-        moving = (clips - backgrounds[:, :, None]).abs().amax(dim=1, keepdim=True) > 0.2  # the objects' pixels
-        err = ((recon - clips) ** 2 * moving).flatten(1).sum(1) / (3 * moving.flatten(1).sum(1)).clamp_min(1)
-        row["psnr_foreground"] = (10 * torch.log10(4 / err.clamp_min(1e-10))).mean().item()
+        row["psnr_foreground"] = foreground_psnr(recon, clips, backgrounds[:, :, None], threshold=0.2).mean().item()
         row["attributes_all"] = attribute_accuracy(recon, targets, backgrounds)["all"]
     return row
 

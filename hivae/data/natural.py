@@ -180,14 +180,12 @@ def leaf_mask(side: int, rng: np.random.Generator) -> torch.Tensor:
     return ((1 - (u**2 + v**2)) * rng.uniform(3, 12)).clamp(0, 1)
 
 
-def paste_moving_crop(
-    frames: torch.Tensor, crop: torch.Tensor, rng: np.random.Generator, mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Paste `crop` (3, s, s) through a soft `mask` (s, s; default: a random ellipse) onto `frames` (T, 3, S, S),
-    moving in a straight line at 0.5-2.5 pixels per frame; it may start or end partly outside the view."""
+def paste_moving_crop(frames: torch.Tensor, crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Paste `crop` (3, s, s) through a random soft ellipse (`leaf_mask`) onto `frames` (T, 3, S, S), moving in a
+    straight line at 0.5-2.5 pixels per frame; it may start or end partly outside the view."""
     num_frames, _, size, _ = frames.shape
     side = crop.shape[-1]
-    mask = leaf_mask(side, rng) if mask is None else mask
+    mask = leaf_mask(side, rng)
     start = rng.uniform(-side / 2, size - side / 2, 2)
     heading = rng.uniform(0, 2 * math.pi)
     velocity = rng.uniform(0.5, 2.5) * np.array([math.cos(heading), math.sin(heading)])

@@ -17,7 +17,6 @@ whose table and ids are unchanged.
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -209,14 +208,13 @@ def pattern_frames(pattern: str, num_frames: int, rng: np.random.Generator) -> t
 @functools.lru_cache(maxsize=1)
 def _small_photos() -> tuple[np.ndarray, ...]:
     """The package photos of `hivae.data.natural`, shrunk to 192 px on the shorter side: (3, H, W) float32 in [0, 1]."""
-    from .natural import PHOTOS, load_photo
+    from .natural import _photo_tensors
 
     out = []
-    for name in PHOTOS:
-        photo = torch.from_numpy(load_photo(name).copy()).permute(2, 0, 1)[None].float() / 255
+    for photo in _photo_tensors().values():
         scale = 192 / min(photo.shape[-2:])
-        photo = torch.nn.functional.interpolate(photo, scale_factor=scale, mode="bilinear", antialias=True)
-        out.append(photo[0].numpy())
+        small = torch.nn.functional.interpolate(photo[None], scale_factor=scale, mode="bilinear", antialias=True)
+        out.append(small[0].numpy())
     return tuple(out)
 
 
