@@ -24,7 +24,7 @@ from hivae.data import MovingShapes  # noqa: E402
 from hivae.loading import default_checkpoint  # noqa: E402
 from hivae.shape_detector import clip_statistics  # noqa: E402
 from pipelines import HiVAEVideoPipeline, frames_to_video  # noqa: E402
-from pipelines.cli import class_table  # noqa: E402
+from pipelines.evaluation import class_table  # noqa: E402
 
 KEYS = ("start_x", "start_y", "size", "phase")
 

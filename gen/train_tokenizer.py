@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> Path:
         metrics = evaluate_tokenizer(final, eval_clips)
         if config.data.source != "shapes":
             metrics["eval_files"] = sorted(set(eval_sources))  # held out by file: never read in training
-        if config.model_type == "hivae" and not config.freeze_autoencoder:
+        if not config.freeze_autoencoder:  # the latent statistics a DiT normalises with (HiVAE and the plain VAE)
             # (a frozen encoder keeps init_from's statistics: DiTs trained on its latents stay valid)
             with torch.no_grad():
                 param = next(final.parameters())

@@ -1,7 +1,9 @@
 """`VideoVAE3D`: a plain 3D-conv video VAE (Cosmos/CogVideoX style, 4x8x8 by default) for side-by-side comparison.
 
-Its latent is one tensor (B, c, T/ft, H/fs, W/fs); `latent_channels` sets the compression ratio
-3*ft*fs*fs / c (48x at c=16 for 4x8x8). Same API and training script as `HiVAE`.
+Its latent is one grid (B, c, T/ft, H/fs, W/fs); `latent_channels` sets the compression ratio 3*ft*fs*fs / c (48x at
+c=16 for 4x8x8). Same API and training script as `HiVAE`: it speaks in `HierarchicalLatent`s whose structure part is
+that grid and whose dynamics part is one constant zero per clip, so the latent cache, `HiVAEDiT.from_tokenizer` and the
+pipelines run on a plain VAE unchanged (the DiT spends one token on the constant).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
-from .latents import DiagonalGaussian
+from .latents import DiagonalGaussian, HierarchicalLatent, HierarchicalLatentDistribution
 from .layers import ResBlock
 from .loading import CheckedLoadMixin
 from .outputs import DecoderOutput, EncoderOutput, ReconstructionOutput
 from .validation import check_finite, check_video
+
+
+DYNAMICS_SLOT = (1, 1, 1, 1)  # per-clip shape of the constant dynamics part of a plain VAE's latent
 
 
 class _Resample(nn.Module):
@@ -86,31 +91,61 @@ class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
         return 2**self.config.temporal_downsample
 
     def latent_shapes(self, num_frames: int | None = None, height: int | None = None, width: int | None = None):
+        """Per-clip shapes ((c, T/ft, H/fs, W/fs), (1, 1, 1, 1)): the grid, then the constant dynamics slot."""
         c = self.config
         height, width = height or c.sample_size, width or c.sample_size
         t = (num_frames or c.num_frames) // self.temporal_factor
-        return ((c.latent_channels, t, height // self.spatial_factor, width // self.spatial_factor),)
+        return (c.latent_channels, t, height // self.spatial_factor, width // self.spatial_factor), DYNAMICS_SLOT
 
     @property
     def compression_ratio(self) -> float:
         c = self.config
-        return c.in_channels * c.num_frames * c.sample_size**2 / torch.Size(self.latent_shapes()[0]).numel()
+        return c.in_channels * c.num_frames * c.sample_size**2 / torch.Size(self.latent_shapes()[0]).numel()  # the grid
 
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> EncoderOutput | tuple:
-        """(B, 3, T, H, W) -> DiagonalGaussian over (B, c, T/ft, H/fs, W/fs)."""
+        """(B, 3, T, H, W) -> posterior over HierarchicalLatent: the grid (B, c, T/ft, H/fs, W/fs) as structure, a
+        constant zero (B, 1, 1, 1, 1) as dynamics (its posterior is the prior: mode 0, KL 0; decoding ignores it)."""
         check_video(x, "video", self.spatial_factor, self.config.in_channels)
         if x.shape[2] % self.temporal_factor:
             raise ValueError(f"video has {x.shape[2]} frames, need a multiple of {self.temporal_factor}")
         mean, logvar = self.to_moments(self.down(self.conv_in(x))).chunk(2, dim=1)
-        dist = DiagonalGaussian(mean, logvar)
+        slot = mean.new_zeros(len(mean), *DYNAMICS_SLOT)
+        dist = HierarchicalLatentDistribution(DiagonalGaussian(mean, logvar), DiagonalGaussian(slot, slot))
         return EncoderOutput(latent_dist=dist) if return_dict else (dist,)
 
-    def decode(self, latent: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
-        if latent.ndim != 5 or latent.shape[1] != self.config.latent_channels:
-            raise ValueError(f"latent must be (B, {self.config.latent_channels}, t, h, w), got {tuple(latent.shape)}")
-        check_finite(latent, "latent")
-        video = self.conv_out(self.up(self.from_latent(latent)))
+    def decode(
+        self,
+        latent: HierarchicalLatent | torch.Tensor,
+        num_frames: int | None = None,
+        return_dict: bool = True,
+        num_inference_steps: int | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ) -> DecoderOutput | tuple:
+        """HierarchicalLatent (or its grid (B, c, t, h, w) alone) -> video (B, 3, T, H, W).
+
+        num_frames, num_inference_steps and generator are HiVAE's decode arguments, accepted so that pipelines can call
+        either tokenizer; the decoder is deterministic and decodes one window of `config.num_frames` frames."""
+        grid = latent.structure if isinstance(latent, HierarchicalLatent) else latent
+        if grid.ndim != 5 or grid.shape[1] != self.config.latent_channels:
+            raise ValueError(f"latent must be (B, {self.config.latent_channels}, t, h, w), got {tuple(grid.shape)}")
+        check_finite(grid, "latent")
+        video = self.conv_out(self.up(self.from_latent(grid)))
         return DecoderOutput(sample=video) if return_dict else (video,)
+
+    # ------------------------------------------------------------ latent normalisation for the DiT (grid only)
+    def normalize_latent(self, latent: HierarchicalLatent) -> HierarchicalLatent:
+        """(grid - latent_shift) / latent_scale; the constant dynamics slot stays zero."""
+        return latent.replace(structure=(latent.structure - self.config.latent_shift) / self.config.latent_scale)
+
+    def denormalize_latent(self, latent: HierarchicalLatent) -> HierarchicalLatent:
+        return latent.replace(structure=latent.structure * self.config.latent_scale + self.config.latent_shift)
+
+    def set_latent_statistics(self, latents: HierarchicalLatent) -> dict[str, float]:
+        """Store the mean/std of a batch of grids (posterior means) as latent_shift/latent_scale; returns them."""
+        grid = latents.structure.float()
+        stats = {"latent_shift": grid.mean().item(), "latent_scale": grid.std().clamp_min(1e-6).item()}
+        self.register_to_config(**stats)
+        return stats
 
     def forward(
         self,
@@ -121,5 +156,5 @@ class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
     ) -> ReconstructionOutput | tuple:
         dist = self.encode(sample).latent_dist
         latent = dist.sample(generator) if sample_posterior else dist.mode()
-        out = ReconstructionOutput(sample=self.decode(latent).sample, latent=latent, kl=dist.kl())
+        out = ReconstructionOutput(sample=self.decode(latent).sample, latent=latent, kl=dist.structure.kl())
         return out if return_dict else out.to_tuple()

@@ -11,7 +11,7 @@ from diffusers.utils import BaseOutput
 
 @dataclass
 class EncoderOutput(BaseOutput):
-    latent_dist: Any  # HierarchicalLatentDistribution (HiVAE) or DiagonalGaussian (baseline)
+    latent_dist: Any  # HierarchicalLatentDistribution (a plain VideoVAE3D: its grid + a constant dynamics slot)
 
 
 @dataclass

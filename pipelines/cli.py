@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from .evaluation import class_table
 from .pipeline_hivae_video import frames_to_video
 
 # ---------------------------------------------------------------------------- helpers
@@ -167,14 +168,6 @@ def _add_generate(sub) -> None:
     p.add_argument("--no-gif", action="store_true", help="write mp4 only")
     _common_generation_args(p)
     p.set_defaults(run=_run_generate)
-
-
-def class_table(pipe):
-    """The pipeline's class table: the one stored with its DiT, or the steady-only table of older checkpoints."""
-    from hivae.data import LEGACY_TABLE, ClassTable
-
-    names = pipe.transformer.config.get("class_names")
-    return ClassTable.from_names(names) if names else LEGACY_TABLE
 
 
 def _run_generate(args) -> None:
@@ -405,40 +398,27 @@ def _add_eval_generation(sub) -> None:
 
 
 def _run_eval_generation(args) -> None:
-    import torch
-
-    from hivae.shape_detector import attribute_accuracy
+    from .evaluation import generation_accuracy, spread_labels
 
     pipe = _pipeline(args)
     pipe.set_progress_bar_config(disable=True)
-    table = class_table(pipe)
-    num_prompts = args.num_prompts or len(table)
-    if not 1 <= num_prompts <= len(table):
-        raise ValueError(f"--num-prompts must be in [1, {len(table)}], got {num_prompts}")
-    labels = torch.linspace(0, len(table) - 1, num_prompts).round().long().tolist()
-    targets, videos = [], []
-    generator = _generator(args.seed)
-    per_call = max(1, args.batch_size // args.per_prompt)
-    for start in range(0, len(labels), per_call):
-        chunk = labels[start : start + per_call]
-        condition = (
-            {"prompt": [table.caption(c) for c in chunk]} if args.condition == "text" else {"class_labels": chunk}
-        )
-        frames = pipe(
-            **condition,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance,
-            num_videos_per_prompt=args.per_prompt,
-            generator=generator,
-            decoder_steps=args.decoder_steps,
-            output_type="pt",
-        ).frames
-        videos.append(frames_to_video(frames))
-        targets += [table.attributes(c) for c in chunk for _ in range(args.per_prompt)]
-    accuracy = attribute_accuracy(torch.cat(videos), targets)
+    num_classes = len(class_table(pipe))
+    labels = spread_labels(num_classes, args.num_prompts or num_classes)
+    accuracy = generation_accuracy(
+        pipe,
+        labels,
+        args.condition,
+        args.per_prompt,
+        args.steps,
+        args.guidance,
+        args.seed,
+        args.batch_size,
+        args.decoder_steps,
+    )
+    num_videos = len(labels) * args.per_prompt
     result = {
         "condition": args.condition,
-        "num_videos": len(targets),
+        "num_videos": num_videos,
         "steps": args.steps,
         "guidance_scale": args.guidance,
         "decoder_steps": args.decoder_steps,
@@ -448,7 +428,7 @@ def _run_eval_generation(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"eval_generation_{args.condition}.json").write_text(json.dumps(result, indent=2))
-    print(f"{'attribute':<10} accuracy ({len(targets)} videos, {args.condition} condition)")
+    print(f"{'attribute':<10} accuracy ({num_videos} videos, {args.condition} condition)")
     for key, value in accuracy.items():
         print(f"{key:<10} {100 * value:6.1f}%")
     print(f"wrote {(out / f'eval_generation_{args.condition}.json').resolve()}")

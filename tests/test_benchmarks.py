@@ -167,3 +167,46 @@ def test_rate_distortion_models_reach_their_ratios():
             parts = [latent.structure, latent.dynamics] if family == "hivae" else [latent]
             assert sum(p[0].numel() for p in parts) == round(clip[0].numel() / model.compression_ratio)
             assert model.decode(latent).sample.shape == clip.shape
+
+
+def test_dit_time_to_quality_best_run_and_not_reached():
+    from benchmarks.dit_time_to_quality import best_run
+
+    def rows(*points):
+        return [{"minutes": m, "step": 100 * m, "accuracy_all": a} for m, a in points]
+
+    runs = {1e-4: rows((3, 0.5), (6, 0.92)), 5e-4: rows((3, 0.7), (6, 0.95)), 1e-3: rows((3, 0.91), (6, 0.2))}
+    assert best_run(runs, 0.9) == (1e-3, {"minutes_to_target": 3, "steps_to_target": 300})
+    best, outcome = best_run({1e-4: rows((3, 0.5), (9, 0.6)), 5e-4: rows((3, 0.7))}, 0.9)
+    assert best == 5e-4 and outcome["not_reached"] == "not reached by 9 minutes" and outcome["steps_to_target"] is None
+
+
+def test_dit_time_to_quality_trains_in_chunks_evaluates_and_resumes(tmp_path, tiny_hivae):
+    """Tiny DiTs on a tiny HiVAE and a tiny plain VAE: each run trains in budget chunks, every chunk is scored on the
+    prompt set, a second call continues nothing that is done, --report rebuilds the same summary."""
+    from benchmarks import dit_time_to_quality as ttq
+    from hivae import VideoVAE3D
+
+    tiny_hivae.save_pretrained(tmp_path / "hivae")
+    torch.manual_seed(0)
+    VideoVAE3D(sample_size=16, num_frames=8, base_channels=8, channel_mults=(1, 2, 2), latent_channels=4).save_pretrained(
+        tmp_path / "vae48"
+    )
+    tiny = ["size=null", "model.hidden_size=32", "model.depth=1", "model.heads=2", "data.size=16",
+            "data.num_frames=8", "train.warmup_steps=1", "train.batch_size=4", "train.num_workers=0"]
+    argv = ["--tokenizers", f"hivae={tmp_path / 'hivae'}", f"vae48={tmp_path / 'vae48'}", "--lrs", "1e-3",
+            "--minutes", "0.04", "--every", "0.02", "--clips", "16", "--prompts", "2", "--runs", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "ttq.json"), "--overrides", *tiny]
+    payload = ttq.main(argv)
+    for latent in ("hivae", "vae48"):
+        rows = [row for row in payload["rows"] if row["latent"] == latent]
+        assert len(rows) == 2 and 0 < rows[0]["step"] < rows[1]["step"]  # two chunks, the second resumed
+        assert 0.02 <= rows[0]["minutes"] < rows[1]["minutes"] and rows[1]["minutes"] >= 0.04
+        assert all(0.0 <= row["accuracy_all"] <= row["shape"] <= 1.0 for row in rows)
+    summary = {row["latent"]: row for row in payload["summary"]}
+    assert summary["hivae"]["tokens_per_clip"] == 2 + 8 // 4  # 2 queries + 8 frames in groups of 4
+    assert summary["vae48"]["tokens_per_clip"] == 2 * 2 * 2 + 1  # 2 x 4 x 4 grid in 2x2 patches + the slot
+    assert summary["vae48"]["latent_values"] == 4 * 2 * 4 * 4
+    assert ttq.main(argv)["rows"] == payload["rows"]  # done: nothing retrained, nothing re-scored
+    assert ttq.main([*argv, "--report"])["summary"] == payload["summary"]
+    assert (tmp_path / "ttq.svg").is_file()

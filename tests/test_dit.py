@@ -321,3 +321,32 @@ def test_class_factors_generalise_to_unseen_combinations(tiny_hivae, factored):
         assert unseen_error < 0.25 * spread
     else:
         assert unseen_error > 0.5 * spread
+
+
+def test_the_dit_stack_runs_on_a_plain_vae(tmp_path):
+    """A VideoVAE3D's grid goes through the latent cache, train_dit and the pipeline as the structure part."""
+    from gen.train_dit import main as train_dit
+    from hivae import VideoVAE3D
+    from pipelines import HiVAEVideoPipeline
+
+    torch.manual_seed(0)
+    vae = VideoVAE3D(sample_size=16, num_frames=8, base_channels=8, channel_mults=(1, 2, 2), latent_channels=4).eval()
+    clips = torch.stack([MovingShapes(4, num_frames=8, size=16, seed=3)[i]["video"] for i in range(4)])
+    stats = vae.set_latent_statistics(vae.encode(clips).latent_dist.mode())
+    assert stats["latent_scale"] > 0 and vae.config.latent_scale == stats["latent_scale"]
+    vae.save_pretrained(tmp_path / "tok")
+    out = train_dit(dit_args(tmp_path, "run", "data.num_samples=16", "train.batch_size=4", "train.max_steps=2"))
+
+    item = MovingShapes(16, num_frames=8, size=16, seed=0)[5]  # train_dit's clip 5 (seed 0 is the train stream)
+    cache = LatentCacheDataset(tmp_path / "cache")
+    grid = (vae.encode(item["video"][None]).latent_dist.mode().structure - stats["latent_shift"]) / stats["latent_scale"]
+    assert torch.allclose(cache[5]["structure"], grid[0], atol=1e-5)
+    assert torch.equal(cache[5]["dynamics"], torch.zeros(1, 1, 1, 1))
+
+    pipe = HiVAEVideoPipeline.from_pretrained(out)
+    assert isinstance(pipe.vae, VideoVAE3D) and pipe.transformer.num_tokens() == 2 * 4 * 4 + 1  # grid + slot
+    result = pipe("a red circle moving left", num_inference_steps=2, output_type="latent", generator=torch.manual_seed(0))
+    latent = result.frames
+    frames = pipe("a red circle moving left", num_inference_steps=2, output_type="pt", generator=torch.manual_seed(0))
+    expected = (vae.decode(latent).sample.clamp(-1, 1) + 1) / 2
+    assert torch.allclose(frames.frames[0].transpose(0, 1), expected[0], atol=1e-5)

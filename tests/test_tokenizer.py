@@ -168,7 +168,8 @@ def test_baseline_vae_shapes_and_ratio(tmp_path):
     model = VideoVAE3D(sample_size=16, num_frames=8, base_channels=8, channel_mults=(1, 2, 2, 2), latent_channels=4)
     x = _video()
     out = model(x)
-    assert out.latent.shape == (2, 4, 2, 2, 2) and out.sample.shape == x.shape
+    assert out.latent.structure.shape == (2, 4, 2, 2, 2) and out.sample.shape == x.shape
+    assert torch.equal(out.latent.dynamics, torch.zeros(2, 1, 1, 1, 1))  # the constant slot the DiT stack carries
     assert model.compression_ratio == pytest.approx(3 * 4 * 8 * 8 / 4)  # 4x8x8 factors, 4 channels -> 192x
     model.save_pretrained(tmp_path)
     with torch.no_grad():
