@@ -31,6 +31,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -96,8 +98,6 @@ def train_chunk(latent: str, lr: float, run: Path, minutes: float, args) -> int:
 
 def prompt_accuracy(run: Path, prompts: int, per_prompt: int, seed: int) -> dict[str, float]:
     """The run's exported EMA pipeline on the fixed prompt set: detector accuracy per attribute and "all"."""
-    import torch
-
     from pipelines import HiVAEVideoPipeline
     from pipelines.evaluation import class_table, generation_accuracy, spread_labels
 
@@ -145,22 +145,35 @@ def best_run(runs: dict[float, list[dict]], target: float) -> tuple[float, dict]
     return best, {"minutes_to_target": None, "steps_to_target": None, "not_reached": f"not reached by {longest:.0f} minutes"}
 
 
-def summarise(latent: str, tokenizer: Path, runs: dict[float, list[dict]], target: float, root: Path) -> dict:
-    """Tokens, step time and peak memory of a latent's runs, and its best learning rate's time to the target."""
-    import torch
+def reconstruction_accuracy(tokenizer, clips_per_pattern: int) -> float:
+    """Attributes (all four) the detector reads from the tokenizer's reconstructions of held-out clips of every
+    pattern: the same clips and reading as benchmarks/hierarchy.py (a)."""
+    from benchmarks.hierarchy import held_out_clips
+    from hivae.evaluation import reconstruct
+    from hivae.shape_detector import attribute_accuracy
 
+    c = tokenizer.config
+    videos, targets, _ = held_out_clips(c.num_frames, c.sample_size, clips_per_pattern)
+    with torch.no_grad():
+        return attribute_accuracy(reconstruct(tokenizer, videos), targets)["all"]
+
+
+def summarise(latent: str, tokenizer: Path, runs: dict[float, list[dict]], args) -> dict:
+    """Tokens, step time and peak memory of a latent's runs, its best learning rate's time to the target, and the
+    attributes read from its tokenizer's reconstructions."""
     from gen.dit import HiVAEDiT
     from hivae.loading import load_tokenizer
 
-    shapes = load_tokenizer(tokenizer).latent_shapes()
-    values = sum(torch.Size(shape).numel() for shape in shapes)
-    best, outcome = best_run(runs, target)
+    model = load_tokenizer(tokenizer)
+    values = sum(torch.Size(shape).numel() for shape in model.latent_shapes())
+    best, outcome = best_run(runs, args.target)
     last = runs[best][-1]
     return {
         "latent": latent,
         "description": LATENTS[latent].description,
         "latent_values": values - (1 if latent == "vae48" else 0),  # the plain VAE's constant slot carries nothing
-        "tokens_per_clip": HiVAEDiT.from_pretrained(run_dir(latent, best, root) / "model").num_tokens(),
+        "tokens_per_clip": HiVAEDiT.from_pretrained(run_dir(latent, best, args.runs) / "model").num_tokens(),
+        "reconstruction_attributes_all": reconstruction_accuracy(model, args.recon_clips),
         "best_lr": best,
         "best_accuracy_all": max(row["accuracy_all"] for row in runs[best]),
         "step_seconds": 60 * last["minutes"] / max(1, last["step"]),
@@ -179,6 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clips", type=int, default=20000, help="training clips (latent cache size)")
     parser.add_argument("--prompts", type=int, default=60, help="classes in the evaluation prompt set (x2 clips)")
     parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed")
+    parser.add_argument("--recon-clips", type=int, default=48, help="held-out clips per pattern for the attributes "
+                        "read from each tokenizer's reconstructions")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "dit_time_to_quality"))
     parser.add_argument("--report", action="store_true", help="train nothing: table, JSON and plot of the runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dit_time_to_quality.json"))
@@ -206,9 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
             rows += runs[lr]
         runs = {lr: r for lr, r in runs.items() if r}
         if runs:
-            summaries.append(summarise(latent, args.tokenizers[latent], runs, args.target, Path(args.runs)))
+            summaries.append(summarise(latent, args.tokenizers[latent], runs, args))
     print_table(rows, ["latent", "lr", "minutes", "step", "accuracy_all", "pattern", "peak_rss_MiB"])
-    print_table(summaries, ["latent", "tokens_per_clip", "best_lr", "best_accuracy_all", "minutes_to_target",
+    print_table(summaries, ["latent", "tokens_per_clip", "reconstruction_attributes_all", "best_lr", "best_accuracy_all", "minutes_to_target",
                             "steps_to_target", "step_seconds", "peak_rss_MiB"])
     settings = {"dit_config": CONFIG, "clips": args.clips, "clip": [16, 64, 64], "learning_rates": args.lrs,
                 "eval": {"prompts": args.prompts, "clips_per_prompt": 2, "condition": "text", "steps": 20,

@@ -196,7 +196,7 @@ def test_dit_time_to_quality_trains_in_chunks_evaluates_and_resumes(tmp_path, ti
             "data.num_frames=8", "train.warmup_steps=1", "train.batch_size=4", "train.num_workers=0"]
     argv = ["--tokenizers", f"hivae={tmp_path / 'hivae'}", f"vae48={tmp_path / 'vae48'}", "--lrs", "1e-3",
             "--minutes", "0.04", "--every", "0.02", "--clips", "16", "--prompts", "2", "--runs", str(tmp_path / "runs"),
-            "--out", str(tmp_path / "ttq.json"), "--overrides", *tiny]
+            "--out", str(tmp_path / "ttq.json"), "--recon-clips", "2", "--overrides", *tiny]
     payload = ttq.main(argv)
     for latent in ("hivae", "vae48"):
         rows = [row for row in payload["rows"] if row["latent"] == latent]
@@ -207,6 +207,7 @@ def test_dit_time_to_quality_trains_in_chunks_evaluates_and_resumes(tmp_path, ti
     assert summary["hivae"]["tokens_per_clip"] == 2 + 8 // 4  # 2 queries + 8 frames in groups of 4
     assert summary["vae48"]["tokens_per_clip"] == 2 * 2 * 2 + 1  # 2 x 4 x 4 grid in 2x2 patches + the slot
     assert summary["vae48"]["latent_values"] == 4 * 2 * 4 * 4
+    assert all(0.0 <= row["reconstruction_attributes_all"] <= 1.0 for row in summary.values())
     assert ttq.main(argv)["rows"] == payload["rows"]  # done: nothing retrained, nothing re-scored
     assert ttq.main([*argv, "--report"])["summary"] == payload["summary"]
     assert (tmp_path / "ttq.svg").is_file()
