@@ -90,7 +90,12 @@ def measure_tokenizer(name: str, frames: int, size: int, dtype: str, repeats: in
         latent = model.encode(video).latent_dist.mode()
         encode_s = timed(lambda: model.encode(video).latent_dist.mode(), repeats=repeats)
         decode_s = timed(lambda: model.decode(latent), repeats=repeats)
-    numel = latent.numel_per_clip() if hasattr(latent, "numel_per_clip") else latent[0].numel()
+    from hivae import VideoVAE3D
+
+    if isinstance(model, VideoVAE3D):
+        numel = latent.structure[0].numel()  # the grid: the constant dynamics slot carries nothing
+    else:
+        numel = latent.numel_per_clip() if hasattr(latent, "numel_per_clip") else latent[0].numel()
     return {
         "model": name,
         "frames": frames,
