@@ -165,13 +165,14 @@ def summarise(latent: str, tokenizer: Path, runs: dict[float, list[dict]], args)
     from hivae.loading import load_tokenizer
 
     model = load_tokenizer(tokenizer)
-    values = sum(torch.Size(shape).numel() for shape in model.latent_shapes())
+    c = model.config
+    values = round(c.in_channels * c.num_frames * c.sample_size**2 / model.compression_ratio)  # numbers that carry
     best, outcome = best_run(runs, args.target)
     last = runs[best][-1]
     return {
         "latent": latent,
         "description": LATENTS[latent].description,
-        "latent_values": values - (1 if latent == "vae48" else 0),  # the plain VAE's constant slot carries nothing
+        "latent_values": values,
         "tokens_per_clip": HiVAEDiT.from_pretrained(run_dir(latent, best, args.runs) / "model").num_tokens(),
         "reconstruction_attributes_all": reconstruction_accuracy(model, args.recon_clips),
         "best_lr": best,
