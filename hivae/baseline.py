@@ -1,7 +1,8 @@
 """`VideoVAE3D`: a plain 3D-conv video VAE (Cosmos/CogVideoX style, 4x8x8 by default) for side-by-side comparison.
 
 Its latent is one grid (B, c, T/ft, H/fs, W/fs); `latent_channels` sets the compression ratio 3*ft*fs*fs / c (48x at
-c=16 for 4x8x8). Same API and training script as `HiVAE`: it speaks in `HierarchicalLatent`s whose structure part is
+c=16 for 4x8x8). `patch_size` p > 1 first folds p x p pixels into channels (LTX-Video's patchify, Cosmos' wavelet step),
+so the convolutions run at H/p: fs = p * 2**levels, at about 1/p**2 of the compute. Same API and training script as `HiVAE`: it speaks in `HierarchicalLatent`s whose structure part is
 that grid and whose dynamics part is one constant zero per clip, so the latent cache, `HiVAEDiT.from_tokenizer` and the
 pipelines run on a plain VAE unchanged (the DiT spends one token on the constant).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
@@ -41,7 +43,7 @@ class _Resample(nn.Module):
 
 
 class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
-    """Plain 3D-conv VAE. Spatial factor 2**(len(channel_mults)-1), temporal factor 2**temporal_downsample."""
+    """Plain 3D-conv VAE. Spatial factor patch_size * 2**(len(channel_mults)-1), temporal 2**temporal_downsample."""
 
     @register_to_config
     def __init__(
@@ -55,13 +57,17 @@ class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
         latent_channels: int = 16,
         latent_shift: float = 0.0,
         latent_scale: float = 1.0,
+        patch_size: int = 1,
     ):
         super().__init__()
         channels = [base_channels * m for m in channel_mults]
         levels = len(channels) - 1
         if temporal_downsample > levels:
             raise ValueError(f"temporal_downsample={temporal_downsample} exceeds the {levels} downsampling levels")
-        self.conv_in = nn.Conv3d(in_channels, channels[0], 3, padding=1)
+        if patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
+        folded = in_channels * patch_size**2
+        self.conv_in = nn.Conv3d(folded, channels[0], 3, padding=1)
         down = []
         for level, ch in enumerate(channels):
             down.append(ResBlock(channels[max(level - 1, 0)], ch))
@@ -79,12 +85,12 @@ class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
         self.conv_out = nn.Sequential(
             nn.GroupNorm(min(8, channels[0]), channels[0]),
             nn.SiLU(),
-            nn.Conv3d(channels[0], in_channels, 3, padding=1),
+            nn.Conv3d(channels[0], folded, 3, padding=1),
         )
 
     @property
     def spatial_factor(self) -> int:
-        return 2 ** (len(self.config.channel_mults) - 1)
+        return self.config.patch_size * 2 ** (len(self.config.channel_mults) - 1)
 
     @property
     def temporal_factor(self) -> int:
@@ -108,6 +114,8 @@ class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
         check_video(x, "video", self.spatial_factor, self.config.in_channels)
         if x.shape[2] % self.temporal_factor:
             raise ValueError(f"video has {x.shape[2]} frames, need a multiple of {self.temporal_factor}")
+        p = self.config.patch_size
+        x = rearrange(x, "b c t (h p) (w q) -> b (c p q) t h w", p=p, q=p)
         mean, logvar = self.to_moments(self.down(self.conv_in(x))).chunk(2, dim=1)
         slot = mean.new_zeros(len(mean), *DYNAMICS_SLOT)
         dist = HierarchicalLatentDistribution(DiagonalGaussian(mean, logvar), DiagonalGaussian(slot, slot))
@@ -129,7 +137,8 @@ class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
         if grid.ndim != 5 or grid.shape[1] != self.config.latent_channels:
             raise ValueError(f"latent must be (B, {self.config.latent_channels}, t, h, w), got {tuple(grid.shape)}")
         check_finite(grid, "latent")
-        video = self.conv_out(self.up(self.from_latent(grid)))
+        p = self.config.patch_size
+        video = rearrange(self.conv_out(self.up(self.from_latent(grid))), "b (c p q) t h w -> b c t (h p) (w q)", p=p, q=p)
         return DecoderOutput(sample=video) if return_dict else (video,)
 
     # ------------------------------------------------------------ latent normalisation for the DiT (grid only)

@@ -178,6 +178,37 @@ def test_baseline_vae_shapes_and_ratio(tmp_path):
         model.encode(_video(1, 6))
 
 
+def test_baseline_vae_patchify_keeps_pixels_in_place():
+    """patch_size folds p x p pixels into channels: the spatial factor multiplies and the layout stays in place (a
+    change at pixels 32..35 peaks near latent cell 8 and back, within the convolutions' reach; the far corner moves by
+    GroupNorm statistics only; a mixed-up fold would move it to cell 0)."""
+    torch.manual_seed(0)
+    model = VideoVAE3D(sample_size=64, num_frames=4, base_channels=8, channel_mults=(1, 2), temporal_downsample=0,
+                       latent_channels=4, patch_size=2).eval()
+    assert model.spatial_factor == 4 and model.latent_shapes()[0] == (4, 4, 16, 16)
+    assert model.compression_ratio == pytest.approx(3 * 4 * 4 / 4)
+    x = torch.rand(1, 3, 4, 64, 64) * 2 - 1
+
+    def peak_and_far(change: torch.Tensor, cell: int) -> tuple[bool, float]:
+        change = change.abs()[0].amax(dim=(0, 1))  # (H, W)
+        peak = divmod(int(change.argmax()), change.shape[-1])
+        near = abs(peak[0] // cell - 8) <= 2 and abs(peak[1] // cell - 8) <= 2
+        return near, float(change[: 2 * cell, : 2 * cell].max() / change.max())
+
+    with torch.no_grad():
+        z = model.encode(x).latent_dist.mode()
+        nudged = x.clone()
+        nudged[..., 32:36, 32:36] += 1.0
+        peak, far = peak_and_far(model.encode(nudged).latent_dist.mode().structure - z.structure, 1)
+        assert peak and far < 0.2
+        bump = torch.zeros_like(z.structure)
+        bump[..., 8, 8] = 1.0
+        peak, far = peak_and_far(model.decode(z.replace(structure=z.structure + bump)).sample - model.decode(z).sample, 4)
+        assert peak and far < 0.2
+    with pytest.raises(ValueError, match="patch_size"):
+        VideoVAE3D(patch_size=0)
+
+
 def test_hierarchical_latent_helpers():
     z = HierarchicalLatent(torch.ones(2, 4, 2, 2, 2), torch.zeros(2, 2, 8, 1, 1))
     assert z[0:1].batch_size == 1 and HierarchicalLatent.cat([z, z]).batch_size == 4
