@@ -65,7 +65,7 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     def fmt(v):
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    widths = {c: max(len(c), *(len(fmt(r.get(c, ""))) for r in rows)) for c in columns}
+    widths = {c: max([len(c), *(len(fmt(r.get(c, ""))) for r in rows)]) for c in columns}  # header only if no rows
     print("  ".join(c.ljust(widths[c]) for c in columns))
     print("  ".join("-" * widths[c] for c in columns))
     for row in rows:

@@ -1,7 +1,8 @@
 """DiT time-to-quality: the same DiT trained on HiVAE latents and on 48x 3D-conv VAE latents, prompt accuracy against
 training minutes.
 
-    python gen/train_tokenizer.py --config configs/tokenizer/shapes2-64-vae48.yaml     # the 48x VAE (once)
+    python gen/train_tokenizer.py --config configs/tokenizer/shapes2-64-vae48.yaml     # the 48x VAE (shipped in
+                                                                   # checkpoints/vae48-shapes2-64; retrain: --tokenizers)
     python benchmarks/dit_time_to_quality.py --minutes 30 --every 3                      # both latents, three LRs
     python benchmarks/dit_time_to_quality.py --latents vae48 --lrs 5e-4 --minutes 60      # continue one run to 60 min
     python benchmarks/dit_time_to_quality.py --report                                    # table, JSON, plot only
@@ -15,6 +16,10 @@ chained, exactly resumed run; start-up, caching and evaluation are not counted) 
 runs/dit_time_to_quality/<latent>-lr<lr>; after each chunk its EMA pipeline generates the fixed prompt set (`--prompts`
 classes spread over the 360, 2 clips each, 20 Euler steps, guidance 3, seed 0) and the shapes detector scores them
 (all four attributes right). A run stops at `--minutes` or once it reaches `--target`.
+
+Finished runs (target reached or `--minutes` trained) are read back from the results JSON when their runs/ folder is
+gone, so a benchmark too long for one session is completed run by run across sessions (same clips, prompts, seed,
+target and overrides); every latent and learning rate with rows is reported, only the chosen ones are trained.
 
 Writes benchmarks/results/dit_time_to_quality.json: rows {"latent", "lr", "minutes", "step", "accuracy_all", ...},
 per latent its tokens per clip, training step time, peak RSS of the training process, and the best learning rate's
@@ -54,13 +59,14 @@ LATENTS = {
         "the shipped HiVAE (683x): 4 structure queries + 4 dynamics groups of 4 frames",
     ),
     "vae48": LatentSpace(
-        "runs/vae48-shapes2-64/model",
+        "checkpoints/vae48-shapes2-64",
         ("model.token_layout=patch", "model.patch_size=2", "model.dynamics_group=1"),
         "3D-conv VAE 4x8x8, 16 channels (48x), 2x2 patches + 1 constant slot",
     ),
 }
 CONFIG = "configs/dit/shapes2-64.yaml"
 LEARNING_RATES = (2.5e-4, 5e-4, 1e-3)
+SAME_SETTINGS = ("clips", "prompts", "seed", "target", "overrides")  # a published run counts only under these
 
 
 def run_dir(latent: str, lr: float, root: str | Path) -> Path:
@@ -110,12 +116,14 @@ def prompt_accuracy(run: Path, prompts: int, per_prompt: int, seed: int) -> dict
 
 def run_one(latent: str, lr: float, args) -> list[dict]:
     """Chunks of training then evaluation until `args.minutes` or the target; resumable (rows in run/evals.json)."""
+    from gen.dit import HiVAEDiT
+
     run = run_dir(latent, lr, args.runs)
     log = run / "evals.json"
     rows = json.loads(log.read_text()) if log.is_file() else []
     while True:
         done = rows[-1]["minutes"] if rows else 0.0
-        if rows and (rows[-1]["accuracy_all"] >= args.target or done >= args.minutes):  # a chunk overruns its budget
+        if finished(rows, args):
             return rows
         budget = min(args.minutes, (round(done / args.every) + 1) * args.every)
         peak = train_chunk(latent, lr, run, budget, args)
@@ -123,13 +131,32 @@ def run_one(latent: str, lr: float, args) -> list[dict]:
         accuracy = prompt_accuracy(run, args.prompts, 2, args.seed)
         rows.append({"latent": latent, "lr": lr, "minutes": summary["minutes"], "step": summary["steps"],
                      "accuracy_all": accuracy["all"], **{k: v for k, v in accuracy.items() if k != "all"},
-                     "peak_rss_MiB": peak})
+                     "peak_rss_MiB": peak, "tokens_per_clip": HiVAEDiT.from_pretrained(run / "model").num_tokens()})
         print(f"{latent} lr {lr:g}: {rows[-1]['minutes']:.1f} min, step {rows[-1]['step']}: "
               f"{100 * accuracy['all']:.1f}% all attributes right", flush=True)
         run.mkdir(parents=True, exist_ok=True)
         tmp = log.with_suffix(".tmp")
         tmp.write_text(json.dumps(rows, indent=1))
         tmp.replace(log)  # atomic: a stopped benchmark never leaves half a log
+
+
+def finished(rows: list[dict], args) -> bool:
+    """A run is done once it reached the target or trained `args.minutes` (a chunk may overrun its budget)."""
+    return bool(rows) and (rows[-1]["accuracy_all"] >= args.target or rows[-1]["minutes"] >= args.minutes)
+
+
+def published_runs(path: Path, args) -> dict[tuple[str, float], list[dict]]:
+    """Finished runs already in the results JSON at `path` (committed by an earlier session, whose runs/ folder may be
+    gone): {(latent, lr): rows}. Only runs under the same settings count; unfinished ones are trained again."""
+    if not path.is_file():
+        return {}
+    payload = json.loads(path.read_text())
+    if {k: payload["settings"].get(k) for k in SAME_SETTINGS} != {k: getattr(args, k) for k in SAME_SETTINGS}:
+        return {}
+    runs: dict[tuple[str, float], list[dict]] = {}
+    for row in payload["rows"]:
+        runs.setdefault((row["latent"], row["lr"]), []).append(row)
+    return {key: rows for key, rows in runs.items() if finished(rows, args)}
 
 
 def best_run(runs: dict[float, list[dict]], target: float) -> tuple[float, dict]:
@@ -161,7 +188,6 @@ def reconstruction_accuracy(tokenizer, clips_per_pattern: int) -> float:
 def summarise(latent: str, tokenizer: Path, runs: dict[float, list[dict]], args) -> dict:
     """Tokens, step time and peak memory of a latent's runs, its best learning rate's time to the target, and the
     attributes read from its tokenizer's reconstructions."""
-    from gen.dit import HiVAEDiT
     from hivae.loading import load_tokenizer
 
     model = load_tokenizer(tokenizer)
@@ -173,7 +199,7 @@ def summarise(latent: str, tokenizer: Path, runs: dict[float, list[dict]], args)
         "latent": latent,
         "description": LATENTS[latent].description,
         "latent_values": values,
-        "tokens_per_clip": HiVAEDiT.from_pretrained(run_dir(latent, best, args.runs) / "model").num_tokens(),
+        "tokens_per_clip": last["tokens_per_clip"],
         "reconstruction_attributes_all": reconstruction_accuracy(model, args.recon_clips),
         "best_lr": best,
         "best_accuracy_all": max(row["accuracy_all"] for row in runs[best]),
@@ -210,15 +236,19 @@ def main(argv: list[str] | None = None) -> dict:
         if not (args.tokenizers[latent] / "config.json").is_file():
             raise SystemExit(f"{args.tokenizers[latent]}: no {latent} tokenizer; see the first command of --help")
 
+    published = published_runs(Path(args.out), args)
     rows, summaries = [], []
-    for latent in args.latents:
+    for latent in LATENTS:  # every latent and learning rate with rows is reported; the chosen ones are trained
         runs = {}
-        for lr in args.lrs:
+        for lr in sorted(set(args.lrs) | {lr for name, lr in published if name == latent}):
             log = run_dir(latent, lr, args.runs) / "evals.json"
-            if args.report:
-                runs[lr] = json.loads(log.read_text()) if log.is_file() else []
-            else:
+            train = not args.report and latent in args.latents and lr in args.lrs
+            if (latent, lr) in published and not log.is_file():
+                runs[lr] = published[latent, lr]
+            elif train:
                 runs[lr] = run_one(latent, lr, args)
+            else:
+                runs[lr] = json.loads(log.read_text()) if log.is_file() else []
             rows += runs[lr]
         runs = {lr: r for lr, r in runs.items() if r}
         if runs:
@@ -226,11 +256,11 @@ def main(argv: list[str] | None = None) -> dict:
     print_table(rows, ["latent", "lr", "minutes", "step", "accuracy_all", "pattern", "peak_rss_MiB"])
     print_table(summaries, ["latent", "tokens_per_clip", "reconstruction_attributes_all", "best_lr", "best_accuracy_all", "minutes_to_target",
                             "steps_to_target", "step_seconds", "peak_rss_MiB"])
-    settings = {"dit_config": CONFIG, "clips": args.clips, "clip": [16, 64, 64], "learning_rates": args.lrs,
+    settings = {"dit_config": CONFIG, "clip": [16, 64, 64], "learning_rates": args.lrs,
                 "eval": {"prompts": args.prompts, "clips_per_prompt": 2, "condition": "text", "steps": 20,
                          "guidance_scale": 3.0, "seed": args.seed},
-                "target": args.target, "every_minutes": args.every, "max_minutes": args.minutes,
-                "overrides": args.overrides}
+                "every_minutes": args.every, "max_minutes": args.minutes,
+                **{k: getattr(args, k) for k in SAME_SETTINGS}}
     payload = {"settings": settings, "summary": summaries, "rows": rows}
     write_json(args.out, payload)
     plot(rows, Path(args.out).with_suffix(".svg"))

@@ -1,8 +1,9 @@
 """The benchmark helpers: FLOP counting / MFU, the SVG plot, isolated measurements and their JSON rows."""
 
 import json
-from pathlib import Path
+import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 import torch
@@ -211,3 +212,8 @@ def test_dit_time_to_quality_trains_in_chunks_evaluates_and_resumes(tmp_path, ti
     assert ttq.main(argv)["rows"] == payload["rows"]  # done: nothing retrained, nothing re-scored
     assert ttq.main([*argv, "--report"])["summary"] == payload["summary"]
     assert (tmp_path / "ttq.svg").is_file()
+    shutil.rmtree(tmp_path / "runs")  # a new machine: the finished runs come back from the published JSON
+    assert ttq.main([*argv[:-len(tiny) - 1], "--latents", "hivae", "--overrides", *tiny]) == payload
+    assert not (tmp_path / "runs").exists()  # nothing trained
+    changed = [*argv, "train.batch_size=2"]  # other settings: the published runs do not count and are retrained
+    assert len(ttq.main([*changed, "--latents", "hivae", "--report"])["rows"]) == 0
