@@ -5,6 +5,9 @@
     python benchmarks/rate_distortion.py --minutes 20 --datasets natural-32 --ratios 512 1536
     python benchmarks/rate_distortion.py --eval-only                  # score the runs as they are
 
+Rows already in a data set's results JSON (same minutes per model) are kept for the models a call does not score, so
+the table fills ratio by ratio, across sessions.
+
 Every model trains with gen/train_tokenizer.py for the same wall-clock minutes on this machine
 (`benchmarks.equal_budget.train_for`: constant learning rate after warm-up, EMA weights, resumable: a stopped run
 continues to the same total), at 16x32x32, into runs/rate_distortion/<dataset>/<model>-<ratio>x-<minutes>min. The
@@ -20,6 +23,7 @@ Writes benchmarks/results/rate_distortion-<dataset>.json (rows with `model`, `co
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -101,6 +105,22 @@ def evaluate(model, dataset: str, clips: torch.Tensor, shapes: tuple | None) -> 
     return row
 
 
+def merge_published(path: Path, minutes: float, rows: list[dict], curves: dict) -> tuple[list[dict], dict]:
+    """Rows (and curves) already in the results JSON at `path` under the same minutes per model, for models this call
+    did not score (another ratio, or a run from a session whose runs/ folder is gone), then this call's rows; sorted by
+    ratio. So the benchmark fills its table ratio by ratio across sessions."""
+    if not path.is_file():
+        return rows, curves
+    published = json.loads(path.read_text())
+    if published.get("minutes_per_model") != minutes:
+        return rows, curves
+    scored = {row["model"] for row in rows}
+    kept = [row for row in published["rows"] if row["model"] not in scored]
+    kept_curves = {name: curve for name, curve in published.get("curves", {}).items() if name not in scored}
+    merged = sorted(kept + rows, key=lambda row: (row["compression_ratio"], row["family"]))
+    return merged, {**kept_curves, **curves}
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock minutes per model")
@@ -146,11 +166,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows.append({"model": f"3D-DCT oracle-{ratio}x", "family": "dct-oracle", "dataset": dataset,
                          "compression_ratio": clips[0].numel() / values,
                          **score(dct_oracle(clips, values).clamp(-1, 1), clips)})
+        out = Path(args.out_dir) / f"rate_distortion-{dataset}.json"
+        rows, curves = merge_published(out, args.minutes, rows, curves)
         print_table(rows, ["model", "compression_ratio", "psnr", "ssim", "psnr_foreground", "attributes_all",
                            "minutes", "steps"])
-        write_json(Path(args.out_dir) / f"rate_distortion-{dataset}.json",
-                   {"dataset": DATASETS[dataset][1], "clip": [FRAMES, SIZE, SIZE], "minutes_per_model": args.minutes,
-                    "rows": rows, "curves": curves})
+        write_json(out, {"dataset": DATASETS[dataset][1], "clip": [FRAMES, SIZE, SIZE], "minutes_per_model": args.minutes,
+                         "rows": rows, "curves": curves})
         all_rows += rows
     plot(all_rows, Path(args.out_dir) / "rate_distortion.svg")
     return all_rows
