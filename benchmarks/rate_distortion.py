@@ -105,6 +105,16 @@ def evaluate(model, dataset: str, clips: torch.Tensor, shapes: tuple | None) -> 
     return row
 
 
+def late_gain(curve: list[list[float]]) -> float | None:
+    """How much the held-out PSNR curve [[step, dB], ...] still rose over the last third of training (dB): near zero
+    when the curve has flattened. None with fewer than 3 points."""
+    if len(curve) < 3:
+        return None
+    last_step, last = curve[-1]
+    start = next(value for step, value in curve if step >= 2 * last_step / 3)
+    return round(last - start, 3)
+
+
 def merge_published(path: Path, minutes: float, rows: list[dict], curves: dict) -> tuple[list[dict], dict]:
     """Rows (and curves) already in the results JSON at `path` under the same minutes per model, for models this call
     did not score (another ratio, or a run from a session whose runs/ folder is gone), then this call's rows; sorted by
@@ -161,7 +171,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 curves[name] = summary.pop("curves")
                 rows.append({"model": name, "family": family, "dataset": dataset,
                              "compression_ratio": float(model.compression_ratio),
-                             **evaluate(model, dataset, clips, shapes), **summary})
+                             **evaluate(model, dataset, clips, shapes), **summary,
+                             "late_psnr_gain": late_gain(curves[name]["eval_psnr"])})
             values = round(clips[0].numel() / ratio)
             rows.append({"model": f"3D-DCT oracle-{ratio}x", "family": "dct-oracle", "dataset": dataset,
                          "compression_ratio": clips[0].numel() / values,
@@ -169,11 +180,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         out = Path(args.out_dir) / f"rate_distortion-{dataset}.json"
         rows, curves = merge_published(out, args.minutes, rows, curves)
         print_table(rows, ["model", "compression_ratio", "psnr", "ssim", "psnr_foreground", "attributes_all",
-                           "minutes", "steps"])
+                           "minutes", "steps", "late_psnr_gain"])
         write_json(out, {"dataset": DATASETS[dataset][1], "clip": [FRAMES, SIZE, SIZE], "minutes_per_model": args.minutes,
                          "rows": rows, "curves": curves})
         all_rows += rows
     plot(all_rows, Path(args.out_dir) / "rate_distortion.svg")
+    plot_curves(args.out_dir, args.datasets)
     return all_rows
 
 
@@ -189,6 +201,28 @@ def plot(rows: list[dict], path: Path) -> None:
         panels.append(Panel(dataset, "compression (x)", "PSNR (dB)", {k: sorted(v) for k, v in series.items()}))
     if panels:
         write_svg(panels, path)
+
+
+def plot_curves(out_dir: str | Path, datasets: list[str]) -> None:
+    """rate_distortion-curves.svg: held-out PSNR against training step, one panel per data set and ratio, from the
+    published JSONs (so every row's curve is shown, whichever session trained it)."""
+    from benchmarks.svg_plot import Panel, write_svg
+
+    panels = []
+    for dataset in datasets:
+        path = Path(out_dir) / f"rate_distortion-{dataset}.json"
+        if not path.is_file():
+            continue
+        payload = json.loads(path.read_text())
+        for row in payload["rows"]:
+            curve = payload["curves"].get(row["model"], {}).get("eval_psnr", [])
+            if row["family"] == "hivae" and curve:
+                ratio = row["model"].rsplit("-", 1)[1]
+                series = {name.rsplit("-", 1)[0]: [tuple(p) for p in c["eval_psnr"] if p[0] > 0]
+                          for name, c in payload["curves"].items() if name.endswith(f"-{ratio}") and c["eval_psnr"]}
+                panels.append(Panel(f"{dataset} {ratio}", "training step", "held-out PSNR (dB)", series))
+    if panels:
+        write_svg(panels, Path(out_dir) / "rate_distortion-curves.svg")
 
 
 if __name__ == "__main__":
