@@ -213,14 +213,13 @@ def plot_curves(out_dir: str | Path, datasets: list[str]) -> None:
         path = Path(out_dir) / f"rate_distortion-{dataset}.json"
         if not path.is_file():
             continue
-        payload = json.loads(path.read_text())
-        for row in payload["rows"]:
-            curve = payload["curves"].get(row["model"], {}).get("eval_psnr", [])
-            if row["family"] == "hivae" and curve:
-                ratio = row["model"].rsplit("-", 1)[1]
-                series = {name.rsplit("-", 1)[0]: [tuple(p) for p in c["eval_psnr"] if p[0] > 0]
-                          for name, c in payload["curves"].items() if name.endswith(f"-{ratio}") and c["eval_psnr"]}
-                panels.append(Panel(f"{dataset} {ratio}", "training step", "held-out PSNR (dB)", series))
+        by_ratio: dict[str, dict[str, list]] = {}
+        for name, curve in json.loads(path.read_text())["curves"].items():  # name: <family>-<ratio>x
+            family, ratio = name.rsplit("-", 1)
+            if curve["eval_psnr"]:
+                by_ratio.setdefault(ratio, {})[family] = [tuple(point) for point in curve["eval_psnr"] if point[0] > 0]
+        panels += [Panel(f"{dataset} {ratio}", "training step", "held-out PSNR (dB)", series)
+                   for ratio, series in by_ratio.items()]
     if panels:
         write_svg(panels, Path(out_dir) / "rate_distortion-curves.svg")
 

@@ -1,8 +1,9 @@
 """`VideoVAE3D`: a plain 3D-conv video VAE (Cosmos/CogVideoX style, 4x8x8 by default) for side-by-side comparison.
 
 Its latent is one grid (B, c, T/ft, H/fs, W/fs); `latent_channels` sets the compression ratio 3*ft*fs*fs / c (48x at
-c=16 for 4x8x8). `patch_size` p > 1 first folds p x p pixels into channels (LTX-Video's patchify, Cosmos' wavelet step),
-so the convolutions run at H/p: fs = p * 2**levels, at about 1/p**2 of the compute. Same API and training script as `HiVAE`: it speaks in `HierarchicalLatent`s whose structure part is
+c=16 for 4x8x8). `patch_size` p > 1 first folds p x p pixels into channels (LTX-Video's patchify, Cosmos' wavelet
+step), so the convolutions run at H/p: fs = p * 2**levels, at about 1/p**2 of the compute. Same API and training
+script as `HiVAE`: it speaks in `HierarchicalLatent`s whose structure part is
 that grid and whose dynamics part is one constant zero per clip, so the latent cache, `HiVAEDiT.from_tokenizer` and the
 pipelines run on a plain VAE unchanged (the DiT spends one token on the constant).
 """
@@ -12,12 +13,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 from .latents import DiagonalGaussian, HierarchicalLatent, HierarchicalLatentDistribution
-from .layers import ResBlock
+from .layers import ResBlock, fold_pixels, unfold_pixels
 from .loading import CheckedLoadMixin
 from .outputs import DecoderOutput, EncoderOutput, ReconstructionOutput
 from .validation import check_finite, check_video
@@ -114,8 +114,7 @@ class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
         check_video(x, "video", self.spatial_factor, self.config.in_channels)
         if x.shape[2] % self.temporal_factor:
             raise ValueError(f"video has {x.shape[2]} frames, need a multiple of {self.temporal_factor}")
-        p = self.config.patch_size
-        x = rearrange(x, "b c t (h p) (w q) -> b (c p q) t h w", p=p, q=p)
+        x = fold_pixels(x, self.config.patch_size)
         mean, logvar = self.to_moments(self.down(self.conv_in(x))).chunk(2, dim=1)
         slot = mean.new_zeros(len(mean), *DYNAMICS_SLOT)
         dist = HierarchicalLatentDistribution(DiagonalGaussian(mean, logvar), DiagonalGaussian(slot, slot))
@@ -137,8 +136,7 @@ class VideoVAE3D(CheckedLoadMixin, ModelMixin, ConfigMixin):
         if grid.ndim != 5 or grid.shape[1] != self.config.latent_channels:
             raise ValueError(f"latent must be (B, {self.config.latent_channels}, t, h, w), got {tuple(grid.shape)}")
         check_finite(grid, "latent")
-        p = self.config.patch_size
-        video = rearrange(self.conv_out(self.up(self.from_latent(grid))), "b (c p q) t h w -> b c t (h p) (w q)", p=p, q=p)
+        video = unfold_pixels(self.conv_out(self.up(self.from_latent(grid))), self.config.patch_size)
         return DecoderOutput(sample=video) if return_dict else (video,)
 
     # ------------------------------------------------------------ latent normalisation for the DiT (grid only)

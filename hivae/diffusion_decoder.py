@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .layers import Downsample2x, Upsample2x, timestep_embedding
+from .layers import Downsample2x, Upsample2x, fold_pixels, timestep_embedding, unfold_pixels
 
 # the shortcut objective trains step sizes 1, 1/2, ..., 2**-SHORTCUT_LEVELS (steps of 2d from two steps of d); the
 # recursion bottoms out at d = 2**-(SHORTCUT_LEVELS + 1), taken with the flow-matching head (step input 0), which
@@ -99,7 +99,7 @@ class DiffusionDecoder(nn.Module):
         p = self.patch_size
         times = torch.cat([timestep_embedding(sigma * 1000, 256), timestep_embedding(step * 1000, 256)], -1)
         emb = self.embed(times.to(self.embed[0].weight.dtype))
-        h = rearrange(torch.cat([noisy, x_det], dim=1), "b c t (h p) (w q) -> b (c p q) t h w", p=p, q=p)
+        h = fold_pixels(torch.cat([noisy, x_det], dim=1), p)
         h = self.conv_in(h)
         skips = []
         for block, down in zip(self.down_blocks, self.down):
@@ -111,7 +111,7 @@ class DiffusionDecoder(nn.Module):
             h = block(h, emb)
         for block, up in zip(self.up_blocks, self.up):
             h = block(up(h) + skips.pop(), emb)
-        return rearrange(self.conv_out(h), "b (c p q) t h w -> b c t (h p) (w q)", p=p, q=p)
+        return unfold_pixels(self.conv_out(h), p)
 
     def velocity(self, noisy, x_det, features, sigma, step) -> torch.Tensor:
         """Flow velocity (r_sigma - r_hat) / sigma implied by the clean-residual prediction (sigma > 0)."""

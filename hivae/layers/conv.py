@@ -5,8 +5,19 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 
-__all__ = ["Downsample2x", "ResBlock", "Upsample2x"]
+__all__ = ["Downsample2x", "ResBlock", "Upsample2x", "fold_pixels", "unfold_pixels"]
+
+
+def fold_pixels(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, C*p*p, T, H/p, W/p): each p x p pixel block as channels (patchify)."""
+    return rearrange(x, "b c t (h p) (w q) -> b (c p q) t h w", p=p, q=p)
+
+
+def unfold_pixels(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Inverse of `fold_pixels`: (B, C*p*p, T, H, W) -> (B, C, T, H*p, W*p)."""
+    return rearrange(x, "b (c p q) t h w -> b c t (h p) (w q)", p=p, q=p)
 
 
 def _norm(channels: int) -> nn.GroupNorm:
