@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -75,6 +76,8 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
 def write_json(path: str | Path, payload: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": machine(), "torch": torch.__version__, **payload}, indent=2))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"machine": machine(), "torch": torch.__version__, **payload}, indent=2))
+    tmp.replace(path)  # atomic: readers (and a concurrent benchmark) never see half a file
     print(f"wrote {path.resolve()}")
     return path

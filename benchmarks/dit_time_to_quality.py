@@ -6,6 +6,7 @@ training minutes.
     python benchmarks/dit_time_to_quality.py --minutes 30 --every 3                      # both latents, three LRs
     python benchmarks/dit_time_to_quality.py --latents vae48 --lrs 5e-4 --minutes 60      # continue one run to 60 min
     python benchmarks/dit_time_to_quality.py --report                                    # table, JSON, plot only
+    python benchmarks/dit_time_to_quality.py --jobs 2 --lrs 5e-4    # hivae and vae48 side by side, a thread each
 
 Both DiTs are configs/dit/shapes2-64.yaml (width, depth, heads, batch, AdamW, warm-up then a constant learning rate,
 EMA, condition dropout), trained by gen/train_dit.py on latent caches of the same clips (16x64x64 two-timescale
@@ -15,11 +16,13 @@ dynamics slot (1 token). Each run trains in chunks of `--every` minutes of train
 chained, exactly resumed run; start-up, caching and evaluation are not counted) into
 runs/dit_time_to_quality/<latent>-lr<lr>; after each chunk its EMA pipeline generates the fixed prompt set (`--prompts`
 classes spread over the 360, 2 clips each, 20 Euler steps, guidance 3, seed 0) and the shapes detector scores them
-(all four attributes right). A run stops at `--minutes` or once it reaches `--target`.
+(all four attributes right). A run stops at `--minutes` or once it reaches `--target`. With `--jobs 2` the runs train
+two at a time, each latent's run of a learning rate beside the other's, on `--threads` each (caches are built first),
+so that both latents are timed under the same load.
 
 Finished runs (target reached or `--minutes` trained) are read back from the results JSON when their runs/ folder is
 gone, so a benchmark too long for one session is completed run by run across sessions (same clips, prompts, seed,
-target and overrides); every latent and learning rate with rows is reported, only the chosen ones are trained.
+target, overrides, jobs and threads); every latent and learning rate with rows is reported, only the chosen ones are trained.
 
 Writes benchmarks/results/dit_time_to_quality.json: rows {"latent", "lr", "minutes", "step", "accuracy_all", ...},
 per latent its tokens per clip, training step time, peak RSS of the training process, and the best learning rate's
@@ -33,6 +36,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,24 +70,27 @@ LATENTS = {
     ),
 }
 CONFIG = "configs/dit/shapes2-64.yaml"
+# from_pretrained builds modules on the meta device through a process-wide switch: runs side by side load one at a time
+LOADING = threading.Lock()
 LEARNING_RATES = (2.5e-4, 5e-4, 1e-3)
-SAME_SETTINGS = ("clips", "prompts", "seed", "target", "overrides")  # a published run counts only under these
+# a published run counts only under these
+SAME_SETTINGS = ("clips", "prompts", "seed", "target", "overrides", "jobs", "threads")
 
 
 def run_dir(latent: str, lr: float, root: str | Path) -> Path:
     return Path(root) / f"{latent}-lr{lr:g}"
 
 
-def train_chunk(latent: str, lr: float, run: Path, minutes: float, args) -> int:
-    """Train (or resume) one run until `minutes` of training time; returns the training process's peak RSS (MiB)."""
+def dit_command(script: str, latent: str, lr: float, run: Path, minutes: float, args) -> list[str]:
+    """`gen/<script>` (train_dit.py or cache_latents.py) on the DiT config for `latent`'s tokenizer and cache."""
     space, clips = LATENTS[latent], args.clips
-    command = [
+    return [
         sys.executable,
-        str(ROOT / "gen" / "train_dit.py"),
+        str(ROOT / "gen" / script),
         "--config",
         str(ROOT / CONFIG),
         f"tokenizer={args.tokenizers[latent]}",
-        f"cache_dir={run.parent / f'cache-{latent}-{clips}'}",
+        f"cache_dir={Path(args.runs) / f'cache-{latent}-{clips}'}",
         f"data.num_samples={clips}",
         f"train.output_dir={run}",
         f"train.learning_rate={lr}",
@@ -94,12 +102,23 @@ def train_chunk(latent: str, lr: float, run: Path, minutes: float, args) -> int:
         *space.tokens,
         *args.overrides,
     ]
+
+
+def run_process(command: list[str], args) -> int:
+    """Run `command` on `args.threads` threads; returns its peak RSS (MiB). Exits with the command's failure."""
     print("+", " ".join(command), flush=True)
-    process = subprocess.Popen(command, cwd=ROOT)
+    threads = str(args.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{latent} lr {lr}: gen/train_dit.py failed (exit {os.waitstatus_to_exitcode(status)})")
+        raise SystemExit(f"{Path(command[1]).name} failed (exit {os.waitstatus_to_exitcode(status)}): {command[4:6]}")
     return round(usage.ru_maxrss / 1024)  # KiB -> MiB (Linux)
+
+
+def train_chunk(latent: str, lr: float, run: Path, minutes: float, args) -> int:
+    """Train (or resume) one run until `minutes` of training time; returns the training process's peak RSS (MiB)."""
+    return run_process(dit_command("train_dit.py", latent, lr, run, minutes, args), args)
 
 
 def prompt_accuracy(run: Path, prompts: int, per_prompt: int, seed: int) -> dict[str, float]:
@@ -107,17 +126,23 @@ def prompt_accuracy(run: Path, prompts: int, per_prompt: int, seed: int) -> dict
     from pipelines import HiVAEVideoPipeline
     from pipelines.evaluation import class_table, generation_accuracy, spread_labels
 
-    pipe = HiVAEVideoPipeline.from_pretrained(run / "pipeline")
+    with LOADING:
+        pipe = HiVAEVideoPipeline.from_pretrained(run / "pipeline")
     pipe.to("cuda" if torch.cuda.is_available() else "cpu")
     pipe.set_progress_bar_config(disable=True)
     labels = spread_labels(len(class_table(pipe)), prompts)
     return generation_accuracy(pipe, labels, "text", per_prompt, num_inference_steps=20, guidance_scale=3.0, seed=seed)
 
 
-def run_one(latent: str, lr: float, args) -> list[dict]:
-    """Chunks of training then evaluation until `args.minutes` or the target; resumable (rows in run/evals.json)."""
+def tokens_per_clip(model: Path) -> int:
     from gen.dit import HiVAEDiT
 
+    with LOADING:
+        return HiVAEDiT.from_pretrained(model).num_tokens()
+
+
+def run_one(latent: str, lr: float, args) -> list[dict]:
+    """Chunks of training then evaluation until `args.minutes` or the target; resumable (rows in run/evals.json)."""
     run = run_dir(latent, lr, args.runs)
     log = run / "evals.json"
     rows = json.loads(log.read_text()) if log.is_file() else []
@@ -131,13 +156,29 @@ def run_one(latent: str, lr: float, args) -> list[dict]:
         accuracy = prompt_accuracy(run, args.prompts, 2, args.seed)
         rows.append({"latent": latent, "lr": lr, "minutes": summary["minutes"], "step": summary["steps"],
                      "accuracy_all": accuracy["all"], **{k: v for k, v in accuracy.items() if k != "all"},
-                     "peak_rss_MiB": peak, "tokens_per_clip": HiVAEDiT.from_pretrained(run / "model").num_tokens()})
+                     "peak_rss_MiB": peak, "tokens_per_clip": tokens_per_clip(run / "model")})
         print(f"{latent} lr {lr:g}: {rows[-1]['minutes']:.1f} min, step {rows[-1]['step']}: "
               f"{100 * accuracy['all']:.1f}% all attributes right", flush=True)
         run.mkdir(parents=True, exist_ok=True)
         tmp = log.with_suffix(".tmp")
         tmp.write_text(json.dumps(rows, indent=1))
         tmp.replace(log)  # atomic: a stopped benchmark never leaves half a log
+
+
+def train_all(pairs: list[tuple[str, float]], args) -> dict[tuple[str, float], list[dict]]:
+    """Train the (latent, learning rate) runs in order, `args.jobs` at a time side by side on `args.threads` threads
+    each; each latent's cache is built first (once, so that no two runs build it together). -> {pair: rows}"""
+    if not pairs:
+        return {}
+    first = {latent: lr for latent, lr in reversed(pairs)}
+
+    def cache(latent: str) -> int:
+        run = run_dir(latent, first[latent], args.runs)
+        return run_process(dit_command("cache_latents.py", latent, first[latent], run, args.minutes, args), args)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(cache, first))
+        return dict(zip(pairs, pool.map(lambda pair: run_one(*pair, args), pairs)))
 
 
 def finished(rows: list[dict], args) -> bool:
@@ -221,6 +262,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed")
     parser.add_argument("--recon-clips", type=int, default=48, help="held-out clips per pattern for the attributes "
                         "read from each tokenizer's reconstructions")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side (the latents of one learning "
+                        "rate first, so that they share the machine alike)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: the cores / --jobs)")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "dit_time_to_quality"))
     parser.add_argument("--report", action="store_true", help="train nothing: table, JSON and plot of the runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dit_time_to_quality.json"))
@@ -228,6 +272,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tokenizers", nargs="*", default=[], metavar="LATENT=FOLDER",
                         help="other tokenizer folders than the defaults, e.g. vae48=runs/my-vae/model")
     args = parser.parse_args(argv)
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        parser.error(f"--jobs {args.jobs} / --threads {args.threads}: expected at least 1")
+    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    torch.set_num_threads(args.threads)  # evaluation, side by side like the training
     chosen = dict(item.split("=", 1) for item in args.tokenizers)
     if set(chosen) - set(LATENTS):
         parser.error(f"--tokenizers: unknown latent {sorted(set(chosen) - set(LATENTS))}, expected {list(LATENTS)}")
@@ -237,16 +285,21 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"{args.tokenizers[latent]}: no {latent} tokenizer; see the first command of --help")
 
     published = published_runs(Path(args.out), args)
+    logged = {(latent, lr): run_dir(latent, lr, args.runs) / "evals.json" for latent in LATENTS for lr in args.lrs}
+    to_train = [] if args.report else [  # learning rate by learning rate, the latents side by side
+        (latent, lr) for lr in args.lrs for latent in args.latents
+        if (latent, lr) not in published or logged[latent, lr].is_file()
+    ]
+    trained = train_all(to_train, args)
     rows, summaries = [], []
     for latent in LATENTS:  # every latent and learning rate with rows is reported; the chosen ones are trained
         runs = {}
         for lr in sorted(set(args.lrs) | {lr for name, lr in published if name == latent}):
             log = run_dir(latent, lr, args.runs) / "evals.json"
-            train = not args.report and latent in args.latents and lr in args.lrs
-            if (latent, lr) in published and not log.is_file():
+            if (latent, lr) in trained:
+                runs[lr] = trained[latent, lr]
+            elif (latent, lr) in published and not log.is_file():
                 runs[lr] = published[latent, lr]
-            elif train:
-                runs[lr] = run_one(latent, lr, args)
             else:
                 runs[lr] = json.loads(log.read_text()) if log.is_file() else []
             rows += runs[lr]

@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> Path:
     config = load_config(args.config, DiTTrainConfig, args.overrides)
     if not config.cache_dir:
         raise ValueError(f"{args.config}: set cache_dir to say where the latent cache goes")
-    accelerator = Accelerator()
+    accelerator = Accelerator(mixed_precision=config.train.mixed_precision)  # encoded as gen/train_dit.py would
     vae = load_frozen_tokenizer(config.tokenizer).to(accelerator.device)
     text = load_text_encoder(config.text_encoder) if config.text_encoder else None
     if text is not None:

@@ -214,8 +214,10 @@ def test_dit_time_to_quality_trains_in_chunks_evaluates_and_resumes(tmp_path, ti
             "data.num_frames=8", "train.warmup_steps=1", "train.batch_size=4", "train.num_workers=0"]
     argv = ["--tokenizers", f"hivae={tmp_path / 'hivae'}", f"vae48={tmp_path / 'vae48'}", "--lrs", "1e-3",
             "--minutes", "0.04", "--every", "0.02", "--clips", "16", "--prompts", "2", "--runs", str(tmp_path / "runs"),
-            "--out", str(tmp_path / "ttq.json"), "--recon-clips", "2", "--overrides", *tiny]
-    payload = ttq.main(argv)
+            "--out", str(tmp_path / "ttq.json"), "--recon-clips", "2", "--jobs", "2", "--threads", "1",
+            "--overrides", *tiny]
+    payload = ttq.main(argv)  # the two latents side by side, one thread each
+    assert payload["settings"]["jobs"] == 2 and payload["settings"]["threads"] == 1
     for latent in ("hivae", "vae48"):
         rows = [row for row in payload["rows"] if row["latent"] == latent]
         assert len(rows) == 2 and 0 < rows[0]["step"] < rows[1]["step"]  # two chunks, the second resumed
@@ -234,3 +236,4 @@ def test_dit_time_to_quality_trains_in_chunks_evaluates_and_resumes(tmp_path, ti
     assert not (tmp_path / "runs").exists()  # nothing trained
     changed = [*argv, "train.batch_size=2"]  # other settings: the published runs do not count and are retrained
     assert len(ttq.main([*changed, "--latents", "hivae", "--report"])["rows"]) == 0
+    assert len(ttq.main([*argv[:-len(tiny) - 1], "--jobs", "1", "--report", "--overrides", *tiny])["rows"]) == 0

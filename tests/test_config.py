@@ -65,3 +65,12 @@ def test_yaml_booleans_map_back_to_string_choices(tmp_path):
     assert load_config(path, Outer).inner.precision == "no"
     assert load_config(path, Outer, ["inner.precision=bf16"]).inner.precision == "bf16"
     assert load_config(path, Outer, ["inner.precision=no"]).inner.precision == "no"
+
+
+def test_float_overrides_in_yaml11_exponent_form(tmp_path):
+    """yaml 1.1 reads 3e-4 (no dot) as a string; a float key takes it as the number, an int key does not."""
+    path = tmp_path / "c.yaml"
+    path.write_text("name: run\nsteps: 1\n")
+    assert load_config(path, Outer, ["inner.lr=3e-4", "inner.betas=[9E-1, 1e0]"]).inner == Inner(3e-4, (0.9, 1.0))
+    with pytest.raises(ConfigError, match="steps: expected int"):
+        load_config(path, Outer, ["steps=1e3"])
