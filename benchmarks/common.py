@@ -73,11 +73,17 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
         print("  ".join(fmt(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` under a temporary name, then rename: readers (and a stopped or concurrent benchmark) never see
+    half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def write_json(path: str | Path, payload: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"machine": machine(), "torch": torch.__version__, **payload}, indent=2))
-    tmp.replace(path)  # atomic: readers (and a concurrent benchmark) never see half a file
+    write_text_atomic(path, json.dumps({"machine": machine(), "torch": torch.__version__, **payload}, indent=2))
     print(f"wrote {path.resolve()}")
     return path

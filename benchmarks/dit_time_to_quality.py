@@ -46,7 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import print_table, write_json  # noqa: E402
+from benchmarks.common import print_table, write_json, write_text_atomic  # noqa: E402
 from benchmarks.equal_budget import training_summary  # noqa: E402
 
 
@@ -160,9 +160,7 @@ def run_one(latent: str, lr: float, args) -> list[dict]:
         print(f"{latent} lr {lr:g}: {rows[-1]['minutes']:.1f} min, step {rows[-1]['step']}: "
               f"{100 * accuracy['all']:.1f}% all attributes right", flush=True)
         run.mkdir(parents=True, exist_ok=True)
-        tmp = log.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows, indent=1))
-        tmp.replace(log)  # atomic: a stopped benchmark never leaves half a log
+        write_text_atomic(log, json.dumps(rows, indent=1))
 
 
 def train_all(pairs: list[tuple[str, float]], args) -> dict[tuple[str, float], list[dict]]:
