@@ -46,6 +46,20 @@ def run_isolated(arguments: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def run_process(command: list[str], threads: int | None = None) -> int:
+    """Run `command` (on `threads` OpenMP/MKL threads; None: the default) from the repository root; returns its peak
+    RSS (MiB). Exits naming the script when it fails."""
+    print("+", " ".join(command), flush=True)
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{Path(command[1]).name} failed (exit {os.waitstatus_to_exitcode(status)}): {command[2:6]}")
+    return round(usage.ru_maxrss / 1024)  # KiB -> MiB (Linux)
+
+
 def timed(fn, repeats: int = 3, warmup: int = 1) -> float:
     """Median seconds of `fn()` over `repeats` runs after `warmup` runs (CUDA-synchronised)."""
     for _ in range(warmup):

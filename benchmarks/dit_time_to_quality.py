@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +45,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import print_table, write_json, write_text_atomic  # noqa: E402
+from benchmarks.common import print_table, run_process, write_json, write_text_atomic  # noqa: E402
 from benchmarks.equal_budget import training_summary  # noqa: E402
 
 
@@ -104,21 +103,9 @@ def dit_command(script: str, latent: str, lr: float, run: Path, minutes: float, 
     ]
 
 
-def run_process(command: list[str], args) -> int:
-    """Run `command` on `args.threads` threads; returns its peak RSS (MiB). Exits with the command's failure."""
-    print("+", " ".join(command), flush=True)
-    threads = str(args.threads)
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{Path(command[1]).name} failed (exit {os.waitstatus_to_exitcode(status)}): {command[4:6]}")
-    return round(usage.ru_maxrss / 1024)  # KiB -> MiB (Linux)
-
-
 def train_chunk(latent: str, lr: float, run: Path, minutes: float, args) -> int:
     """Train (or resume) one run until `minutes` of training time; returns the training process's peak RSS (MiB)."""
-    return run_process(dit_command("train_dit.py", latent, lr, run, minutes, args), args)
+    return run_process(dit_command("train_dit.py", latent, lr, run, minutes, args), args.threads)
 
 
 def prompt_accuracy(run: Path, prompts: int, per_prompt: int, seed: int) -> dict[str, float]:
@@ -172,7 +159,7 @@ def train_all(pairs: list[tuple[str, float]], args) -> dict[tuple[str, float], l
 
     def cache(latent: str) -> int:
         run = run_dir(latent, first[latent], args.runs)
-        return run_process(dit_command("cache_latents.py", latent, first[latent], run, args.minutes, args), args)
+        return run_process(dit_command("cache_latents.py", latent, first[latent], run, args.minutes, args), args.threads)
 
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(cache, first))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import print_table, write_json  # noqa: E402
+from benchmarks.common import print_table, run_process, write_json  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,10 @@ def preset_and_overrides(entry: str | tuple[str, tuple[str, ...]]) -> tuple[str,
     return (entry, ()) if isinstance(entry, str) else (entry[0], tuple(entry[1]))
 
 
-def train_for(preset: str, run: Path, minutes: float, sample_every: int, overrides: list[str] = ()) -> Path:
-    """Train (or resume) `preset` into `run` until `minutes` of training time are spent; returns run/model."""
+def train_for(preset: str, run: Path, minutes: float, sample_every: int, overrides: list[str] = (),
+              threads: int | None = None) -> Path:
+    """Train (or resume) `preset` into `run` until `minutes` of training time are spent, on `threads` threads (None:
+    torch's default); returns run/model."""
     command = [
         sys.executable,
         str(ROOT / "gen" / "train_tokenizer.py"),
@@ -71,8 +72,7 @@ def train_for(preset: str, run: Path, minutes: float, sample_every: int, overrid
         f"train.sample_every={sample_every}",
         *overrides,
     ]
-    print("+", " ".join(command), flush=True)
-    subprocess.run(command, check=True, cwd=ROOT)
+    run_process(command, threads)
     return run / "model"
 
 

@@ -4,8 +4,9 @@
     python benchmarks/rate_distortion.py --minutes 20                 # both data sets, every ratio, 16x32x32
     python benchmarks/rate_distortion.py --minutes 20 --datasets natural-32 --ratios 512 1536
     python benchmarks/rate_distortion.py --eval-only                  # score the runs as they are
+    python benchmarks/rate_distortion.py --minutes 20 --jobs 2 --threads 1   # each ratio's two models side by side
 
-Rows already in a data set's results JSON (same minutes per model) are kept for the models a call does not score, so
+Rows already in a data set's results JSON (same minutes, threads and jobs) are kept for the models a call does not score, so
 the table fills ratio by ratio, across sessions.
 
 Every model trains with gen/train_tokenizer.py for the same wall-clock minutes on this machine
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -115,14 +118,15 @@ def late_gain(curve: list[list[float]]) -> float | None:
     return round(last - start, 3)
 
 
-def merge_published(path: Path, minutes: float, rows: list[dict], curves: dict) -> tuple[list[dict], dict]:
-    """Rows (and curves) already in the results JSON at `path` under the same minutes per model, for models this call
+def merge_published(path: Path, regime: dict, rows: list[dict], curves: dict) -> tuple[list[dict], dict]:
+    """Rows (and curves) already in the results JSON at `path` under the same `regime` (minutes and threads per model,
+    models side by side), for models this call
     did not score (another ratio, or a run from a session whose runs/ folder is gone), then this call's rows; sorted by
     ratio. So the benchmark fills its table ratio by ratio across sessions."""
     if not path.is_file():
         return rows, curves
     published = json.loads(path.read_text())
-    if published.get("minutes_per_model") != minutes:
+    if any(published.get(key) != value for key, value in regime.items()):
         return rows, curves
     scored = {row["model"] for row in rows}
     kept = [row for row in published["rows"] if row["model"] not in scored]
@@ -137,11 +141,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--ratios", nargs="*", type=int, default=list(HIVAE_RATIOS), choices=list(HIVAE_RATIOS))
     parser.add_argument("--families", nargs="*", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--jobs", type=int, default=1, help="models trained side by side (a ratio's families together)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per model (default: cores / jobs)")
     parser.add_argument("--clips", type=int, default=96, help="held-out shapes clips")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "rate_distortion"))
     parser.add_argument("--eval-only", action="store_true", help="score the runs as they are, train nothing")
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
+    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
 
     from hivae.dct_codec import dct_oracle
     from hivae.loading import load_tokenizer
@@ -155,14 +162,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         else:
             clips, targets, backgrounds = shapes_eval_set(args.clips)
             shapes = (targets, backgrounds)
+        runs = {(ratio, family): Path(args.runs) / dataset / f"{family}-{ratio}x-{args.minutes:g}min"
+                for ratio in args.ratios for family in args.families}
+        if not args.eval_only:  # ratio by ratio, the families of a ratio side by side when --jobs 2
+            with ThreadPoolExecutor(args.jobs) as pool:
+                list(pool.map(lambda key: train_for(PRESETS[key[1]], runs[key], args.minutes, 500,
+                                                    model_overrides(key[1], key[0], dataset), args.threads), runs))
         rows, curves = [], {}
         for ratio in args.ratios:
             for family in args.families:
-                name = f"{family}-{ratio}x"
-                run = Path(args.runs) / dataset / f"{name}-{args.minutes:g}min"
-                overrides = model_overrides(family, ratio, dataset)
-                if not args.eval_only:
-                    train_for(PRESETS[family], run, args.minutes, 500, overrides)
+                name, run = f"{family}-{ratio}x", runs[ratio, family]
                 if not (run / "model" / "config.json").is_file():
                     print(f"skipping {dataset} {name}: not trained yet ({run})")
                     continue
@@ -178,10 +187,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          "compression_ratio": clips[0].numel() / values,
                          **score(dct_oracle(clips, values).clamp(-1, 1), clips)})
         out = Path(args.out_dir) / f"rate_distortion-{dataset}.json"
-        rows, curves = merge_published(out, args.minutes, rows, curves)
+        regime = {"minutes_per_model": args.minutes, "threads_per_model": args.threads, "jobs": args.jobs}
+        rows, curves = merge_published(out, regime, rows, curves)
         print_table(rows, ["model", "compression_ratio", "psnr", "ssim", "psnr_foreground", "attributes_all",
                            "minutes", "steps", "late_psnr_gain"])
-        write_json(out, {"dataset": DATASETS[dataset][1], "clip": [FRAMES, SIZE, SIZE], "minutes_per_model": args.minutes,
+        write_json(out, {"dataset": DATASETS[dataset][1], "clip": [FRAMES, SIZE, SIZE], **regime,
                          "rows": rows, "curves": curves})
         all_rows += rows
     plot(all_rows, Path(args.out_dir) / "rate_distortion.svg")

@@ -171,20 +171,22 @@ def test_rate_distortion_models_reach_their_ratios():
 
 
 def test_rate_distortion_keeps_published_rows_of_other_ratios(tmp_path):
-    """A call that scores some ratios keeps the published rows of the others (same minutes), replaces the ones it
-    scored, and ignores a JSON made under another budget."""
+    """A call that scores some ratios keeps the published rows of the others (same minutes, threads and jobs),
+    replaces the ones it scored, and ignores a JSON made under another budget or with other threads."""
     from benchmarks.rate_distortion import merge_published
 
     def row(family, ratio, psnr):
         return {"model": f"{family}-{ratio}x", "family": family, "compression_ratio": float(ratio), "psnr": psnr}
 
     path = tmp_path / "rd.json"
-    path.write_text(json.dumps({"minutes_per_model": 20.0, "rows": [row("hivae", 512, 19.0), row("vae3d", 512, 18.0)],
+    regime = {"minutes_per_model": 20.0, "threads_per_model": 1, "jobs": 2}
+    path.write_text(json.dumps({**regime, "rows": [row("hivae", 512, 19.0), row("vae3d", 512, 18.0)],
                                 "curves": {"hivae-512x": [1], "vae3d-512x": [2]}}))
-    rows, curves = merge_published(path, 20.0, [row("hivae", 1536, 17.0), row("hivae", 512, 20.0)], {"hivae-512x": [3]})
+    rows, curves = merge_published(path, regime, [row("hivae", 1536, 17.0), row("hivae", 512, 20.0)], {"hivae-512x": [3]})
     assert [(r["model"], r["psnr"]) for r in rows] == [("hivae-512x", 20.0), ("vae3d-512x", 18.0), ("hivae-1536x", 17.0)]
     assert curves == {"vae3d-512x": [2], "hivae-512x": [3]}
-    assert merge_published(path, 30.0, [row("hivae", 1536, 17.0)], {})[0] == [row("hivae", 1536, 17.0)]
+    for other in ({"minutes_per_model": 30.0}, {"threads_per_model": 2}):
+        assert merge_published(path, {**regime, **other}, [row("hivae", 1536, 17.0)], {})[0] == [row("hivae", 1536, 17.0)]
 
 
 def test_dit_time_to_quality_best_run_and_not_reached():
