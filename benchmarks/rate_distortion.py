@@ -148,7 +148,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--eval-only", action="store_true", help="score the runs as they are, train nothing")
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        parser.error(f"--jobs {args.jobs} / --threads {args.threads}: expected at least 1")
     args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    torch.set_num_threads(args.threads)  # the evaluation shares the machine like the training
 
     from hivae.dct_codec import dct_oracle
     from hivae.loading import load_tokenizer
