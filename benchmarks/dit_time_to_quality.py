@@ -159,7 +159,8 @@ def train_all(pairs: list[tuple[str, float]], args) -> dict[tuple[str, float], l
 
     def cache(latent: str) -> int:
         run = run_dir(latent, first[latent], args.runs)
-        return run_process(dit_command("cache_latents.py", latent, first[latent], run, args.minutes, args), args.threads)
+        command = dit_command("cache_latents.py", latent, first[latent], run, args.minutes, args)
+        return run_process(command, args.threads)
 
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(cache, first))

@@ -1,13 +1,14 @@
 """Rate-distortion at equal compute: HiVAE against the plain 3D-conv VAE at 48x, 192x, 512x, 1024x and 1536x.
 
     hivae prepare-natural --out data/natural                          # the natural clips (once)
-    python benchmarks/rate_distortion.py --minutes 20                 # both data sets, every ratio, 16x32x32
-    python benchmarks/rate_distortion.py --minutes 20 --datasets natural-32 --ratios 512 1536
-    python benchmarks/rate_distortion.py --eval-only                  # score the runs as they are
-    python benchmarks/rate_distortion.py --minutes 20 --jobs 2 --threads 1   # each ratio's two models side by side
+    python benchmarks/rate_distortion.py --minutes 30 --jobs 2 --threads 1   # both data sets, every ratio, 16x32x32
+    python benchmarks/rate_distortion.py --minutes 30 --jobs 2 --threads 1 --datasets natural-32 --ratios 512 1536
+    python benchmarks/rate_distortion.py --minutes 30 --jobs 2 --threads 1 --eval-only   # score the runs as they are
 
-Rows already in a data set's results JSON (same minutes, threads and jobs) are kept for the models a call does not score, so
-the table fills ratio by ratio, across sessions.
+With --jobs 2 --threads 1 each ratio's two models train side by side, a thread each, under the same load.
+
+Rows already in a data set's results JSON (same minutes, threads and jobs) are kept for the models a call does not
+score, so the table fills ratio by ratio, across sessions.
 
 Every model trains with gen/train_tokenizer.py for the same wall-clock minutes on this machine
 (`benchmarks.equal_budget.train_for`: constant learning rate after warm-up, EMA weights, resumable: a stopped run
@@ -41,7 +42,8 @@ from benchmarks.equal_budget import load_clips, score, train_for, training_summa
 SIZE, FRAMES = 32, 16  # 3 * 16 * 32 * 32 = 49152 values per clip
 
 # ratio -> model overrides. HiVAE (frame backbone, one structure window over the clip): structure c x 1 x g x g
-# (g = 32 / (patch * 2**(len(channel_mults) - 1))) + dynamics d x 16; VAE: latent c x (16 / 2**t) x (32 / 2**(levels - 1))**2.
+# (g = 32 / (patch * 2**(len(channel_mults) - 1))) + dynamics d x 16;
+# VAE: latent c x (16 / 2**t) x (32 / 2**(levels - 1))**2.
 # At 1536x the structure is 4 channels on a 2x2 grid, not 1 channel on 4x4: with one channel per place it cannot hold
 # colour (30 min each, natural-32: 16.49 dB against the VAE's 17.78, whose 4 channels sit on a 2x2x2 grid).
 HIVAE_RATIOS = {
@@ -55,13 +57,6 @@ HIVAE_RATIOS = {
            "model.dynamics_channels=1"],  # 2x4x4 (32) + 1x16 (16) = 48
     1536: ["model.patch_size=4", "model.channel_mults=[1,2,2]", "model.structure_channels=4",
            "model.dynamics_channels=1"],  # 4x2x2 (16) + 1x16 (16) = 32
-}
-VAE_RATIOS = {
-    48: ["model.patch_size=2", "model.structure_channels=14", "model.dynamics_channels=8"],  # 896 + 128 = 1024
-    192: ["model.patch_size=2", "model.structure_channels=3", "model.dynamics_channels=4"],  # 192 + 64 = 256
-    512: ["model.patch_size=4", "model.structure_channels=4", "model.dynamics_channels=2"],  # 64 + 32 = 96
-    1024: ["model.patch_size=4", "model.structure_channels=2", "model.dynamics_channels=1"],  # 32 + 16 = 48
-    1536: ["model.patch_size=4", "model.structure_channels=1", "model.dynamics_channels=1"],  # 16 + 16 = 32
 }
 VAE_RATIOS = {
     48: ["model.channel_mults=[1,2,4,4]", "model.temporal_downsample=2", "model.latent_channels=16"],  # 16x4x4x4
@@ -137,9 +132,9 @@ def late_gain(curve: list[list[float]]) -> float | None:
 
 def merge_published(path: Path, regime: dict, rows: list[dict], curves: dict) -> tuple[list[dict], dict]:
     """Rows (and curves) already in the results JSON at `path` under the same `regime` (minutes and threads per model,
-    models side by side), for models this call
-    did not score (another ratio, or a run from a session whose runs/ folder is gone), then this call's rows; sorted by
-    ratio. So the benchmark fills its table ratio by ratio across sessions."""
+    models side by side) for models this call did not score (another ratio, or a run from a session whose runs/ folder
+    is gone), then this call's rows; sorted by ratio. So the benchmark fills its table ratio by ratio across
+    sessions."""
     if not path.is_file():
         return rows, curves
     published = json.loads(path.read_text())

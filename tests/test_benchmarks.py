@@ -182,11 +182,15 @@ def test_rate_distortion_keeps_published_rows_of_other_ratios(tmp_path):
     regime = {"minutes_per_model": 20.0, "threads_per_model": 1, "jobs": 2}
     path.write_text(json.dumps({**regime, "rows": [row("hivae", 512, 19.0), row("vae3d", 512, 18.0)],
                                 "curves": {"hivae-512x": [1], "vae3d-512x": [2]}}))
-    rows, curves = merge_published(path, regime, [row("hivae", 1536, 17.0), row("hivae", 512, 20.0)], {"hivae-512x": [3]})
-    assert [(r["model"], r["psnr"]) for r in rows] == [("hivae-512x", 20.0), ("vae3d-512x", 18.0), ("hivae-1536x", 17.0)]
+    scored = [row("hivae", 1536, 17.0), row("hivae", 512, 20.0)]
+    rows, curves = merge_published(path, regime, scored, {"hivae-512x": [3]})
+    assert [(r["model"], r["psnr"]) for r in rows] == [
+        ("hivae-512x", 20.0), ("vae3d-512x", 18.0), ("hivae-1536x", 17.0)
+    ]
     assert curves == {"vae3d-512x": [2], "hivae-512x": [3]}
     for other in ({"minutes_per_model": 30.0}, {"threads_per_model": 2}):
-        assert merge_published(path, {**regime, **other}, [row("hivae", 1536, 17.0)], {})[0] == [row("hivae", 1536, 17.0)]
+        merged, _ = merge_published(path, {**regime, **other}, [row("hivae", 1536, 17.0)], {})
+        assert merged == [row("hivae", 1536, 17.0)]
 
 
 def test_dit_time_to_quality_best_run_and_not_reached():
