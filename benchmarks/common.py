@@ -46,6 +46,22 @@ def run_isolated(arguments: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def add_parallel_arguments(parser, what: str) -> None:
+    """--jobs (how many `what` train side by side) and --threads (torch threads per one; default: the cores / jobs)."""
+    parser.add_argument("--jobs", type=int, default=1, help=f"{what} trained side by side")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per job (default: the cores / --jobs)")
+
+
+def resolve_parallel(parser, args) -> None:
+    """Check --jobs / --threads, fill the default threads, and use them in this process too (its evaluation shares
+    the machine like the training)."""
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        parser.error(f"--jobs {args.jobs} / --threads {args.threads}: expected at least 1")
+    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    torch.set_num_threads(args.threads)
+
+
 def run_process(command: list[str], threads: int | None = None) -> int:
     """Run `command` (on `threads` OpenMP/MKL threads; None: the default) from the repository root; returns its peak
     RSS (MiB). Exits naming the script when it fails."""

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import print_table, run_process, write_json, write_text_atomic  # noqa: E402
+from benchmarks.common import add_parallel_arguments, print_table, resolve_parallel, run_process, write_json, write_text_atomic  # noqa: E402
 from benchmarks.equal_budget import training_summary  # noqa: E402
 
 
@@ -248,9 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed")
     parser.add_argument("--recon-clips", type=int, default=48, help="held-out clips per pattern for the attributes "
                         "read from each tokenizer's reconstructions")
-    parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side (the latents of one learning "
-                        "rate first, so that they share the machine alike)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: the cores / --jobs)")
+    add_parallel_arguments(parser, "runs (the latents of one learning rate first, so that they share the machine alike)")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "dit_time_to_quality"))
     parser.add_argument("--report", action="store_true", help="train nothing: table, JSON and plot of the runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dit_time_to_quality.json"))
@@ -258,10 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tokenizers", nargs="*", default=[], metavar="LATENT=FOLDER",
                         help="other tokenizer folders than the defaults, e.g. vae48=runs/my-vae/model")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
-        parser.error(f"--jobs {args.jobs} / --threads {args.threads}: expected at least 1")
-    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    torch.set_num_threads(args.threads)  # evaluation, side by side like the training
+    resolve_parallel(parser, args)
     chosen = dict(item.split("=", 1) for item in args.tokenizers)
     if set(chosen) - set(LATENTS):
         parser.error(f"--tokenizers: unknown latent {sorted(set(chosen) - set(LATENTS))}, expected {list(LATENTS)}")

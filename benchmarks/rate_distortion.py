@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import print_table, write_json  # noqa: E402
+from benchmarks.common import add_parallel_arguments, print_table, resolve_parallel, write_json  # noqa: E402
 from benchmarks.equal_budget import load_clips, score, train_for, training_summary  # noqa: E402
 
 SIZE, FRAMES = 32, 16  # 3 * 16 * 32 * 32 = 49152 values per clip
@@ -153,17 +152,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--ratios", nargs="*", type=int, default=list(HIVAE_RATIOS), choices=list(HIVAE_RATIOS))
     parser.add_argument("--families", nargs="*", default=list(PRESETS), choices=list(PRESETS))
-    parser.add_argument("--jobs", type=int, default=1, help="models trained side by side (a ratio's families together)")
-    parser.add_argument("--threads", type=int, default=None, help="threads per model (default: cores / jobs)")
+    add_parallel_arguments(parser, "models (a ratio's families together)")
     parser.add_argument("--clips", type=int, default=96, help="held-out shapes clips")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "rate_distortion"))
     parser.add_argument("--eval-only", action="store_true", help="score the runs as they are, train nothing")
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
-    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
-        parser.error(f"--jobs {args.jobs} / --threads {args.threads}: expected at least 1")
-    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    torch.set_num_threads(args.threads)  # the evaluation shares the machine like the training
+    resolve_parallel(parser, args)
 
     from hivae.dct_codec import dct_oracle
     from hivae.loading import load_tokenizer
