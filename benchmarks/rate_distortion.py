@@ -61,9 +61,11 @@ VAE_RATIOS = {
     48: ["model.channel_mults=[1,2,4,4]", "model.temporal_downsample=2", "model.latent_channels=16"],  # 16x4x4x4
     192: ["model.channel_mults=[1,2,4,4]", "model.temporal_downsample=2", "model.latent_channels=4"],  # 4x4x4x4
     512: ["model.channel_mults=[1,2,4,4]", "model.temporal_downsample=3", "model.latent_channels=3"],  # 3x2x4x4
-    1024: ["model.channel_mults=[1,2,4,4,4]", "model.temporal_downsample=2", "model.latent_channels=3"],  # 3x4x2x2
+    1024: ["model.channel_mults=[1,2,4,4,4]", "model.temporal_downsample=3", "model.latent_channels=6"],  # 6x2x2x2
     1536: ["model.channel_mults=[1,2,4,4,4]", "model.temporal_downsample=3", "model.latent_channels=4"],  # 4x2x2x2
 }
+# At 1024x the VAE has the 1536x geometry with 6 channels, not 3 channels on 4x2x2 (30 min, natural-32: 16.92 dB,
+# below its own 1536x row).
 # fp32 for every row: on the CPU (torch 2.13, oneDNN 3.12) the bf16 weight gradient of a 3x3x3 Conv3d on a 2x2x2
 # input comes out NaN for about 1 random init in 10 (fp32, or bf16 with oneDNN off, never), which stops the 1536x VAE
 CLIP = [f"model.sample_size={SIZE}", f"model.num_frames={FRAMES}", f"data.size={SIZE}", f"data.num_frames={FRAMES}",

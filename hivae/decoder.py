@@ -135,10 +135,20 @@ class FrameDecoder(nn.Module):
 
     Per-frame 2D res-blocks (FiLM-modulated by the frame's dynamics) from coarse to fine with nearest upsampling in
     between, then a convolution to `patch`**2 * 3 channels and pixel shuffle; f = patch * 2**(len(channels) - 1).
+    `warp=True`: each rendered frame is then resampled by an affine map of the image plane read from its dynamics
+    embedding and its fused features averaged over space (the dynamics says how far, the structure may say which
+    way); identity at initialisation, border padding. A pan, zoom or shake of the whole frame then costs the dynamics
+    a few numbers per frame instead of costing the structure a blurred average of every position.
     """
 
-    def __init__(self, width: int, channels: tuple[int, ...], patch: int, out_channels: int, cond_dim: int):
+    def __init__(
+        self, width: int, channels: tuple[int, ...], patch: int, out_channels: int, cond_dim: int, warp: bool = False
+    ):
         super().__init__()
+        self.warp = nn.Linear(cond_dim + width, 6) if warp else None  # (B*T, cond + width) -> change of the map
+        if self.warp is not None:
+            nn.init.zeros_(self.warp.weight)
+            nn.init.zeros_(self.warp.bias)
         self.conv_in = nn.Conv2d(width, channels[0], 3, padding=1)
         self.blocks = nn.ModuleList()
         self.ups = nn.ModuleList()
@@ -155,9 +165,22 @@ class FrameDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         b = features.shape[0]
-        h = self.conv_in(rearrange(features, "b c t h w -> (b t) c h w"))
+        frames_in = rearrange(features, "b c t h w -> (b t) c h w")
+        h = self.conv_in(frames_in)
         for level, block in enumerate(self.blocks):
             h = block(h, cond)
             if level < len(self.ups):
                 h = self.ups[level](F.interpolate(h, scale_factor=2, mode="nearest"))
-        return rearrange(self.out(h), "(b t) c h w -> b c t h w", b=b)
+        frames = self.out(h)
+        if self.warp is not None:
+            frames = affine_warp(frames, self.warp(torch.cat([cond, frames_in.mean(dim=(2, 3))], dim=1)))
+        return rearrange(frames, "(b t) c h w -> b c t h w", b=b)
+
+
+def affine_warp(frames: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Resample frames (N, C, H, W) at the affine map identity + delta (N, 6) of normalised [-1, 1] coordinates:
+    output pixel (x, y) reads input pixel A @ (x, y, 1); bilinear, edge pixels repeated outside the frame."""
+    identity = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], device=frames.device, dtype=frames.dtype)
+    theta = rearrange(identity + delta.to(frames.dtype), "n (r k) -> n r k", r=2)
+    grid = F.affine_grid(theta, list(frames.shape), align_corners=False)
+    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -102,6 +102,8 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
             its rms over the batch (scale-free): the decoder learns to ignore deviations that small, such as the
             mean over clips of random-phase patterns, and a steady clip keeps decoding as steady. dynamics_relative:
             pool the dynamics features to log-mass and centroid, free of the object's look (`FastDynamicsBranch`).
+            dynamics_warp: the frame decoder resamples each rendered frame by an affine map read from its dynamics
+            (global motion: pan, zoom, shake), identity at initialisation (`FrameDecoder`).
     """
 
     _supports_gradient_checkpointing = False
@@ -144,6 +146,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         structure_blur: float = 0.0,
         dynamics_noise: float = 0.0,
         dynamics_relative: bool = False,
+        dynamics_warp: bool = False,
     ):
         super().__init__()
         if decoder_type not in ("deterministic", "diffusion"):
@@ -151,6 +154,8 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         if backbone not in ("spacetime", "frame"):
             raise ValueError(f"backbone must be 'spacetime' or 'frame', got {backbone!r}")
         channel_mults = tuple(channel_mults)
+        if dynamics_warp and backbone != "frame":
+            raise ValueError(f"dynamics_warp needs backbone='frame', got backbone={backbone!r}")
         if backbone == "frame":
             if num_frames % structure_window or num_queries != num_frames // structure_window:
                 raise ValueError(
@@ -175,7 +180,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
                 dynamics_relative,
             )
             self.fusion = FrameFusion(width, structure_channels, dynamics_channels, num_queries, num_frames, cond_dim)
-            self.decoder = FrameDecoder(width, channels[::-1], patch_size, in_channels, cond_dim)
+            self.decoder = FrameDecoder(width, channels[::-1], patch_size, in_channels, cond_dim, dynamics_warp)
         else:
             self.encoder = Encoder(in_channels, base_channels, channel_mults, width, encoder_depth, heads)
             self.structure_branch = StructureBranch(

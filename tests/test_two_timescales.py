@@ -252,3 +252,26 @@ def test_swap_loss_trains_the_swapped_decode(tmp_path):
         ["--config", "configs/tokenizer/shapes2-64.yaml", *common, "loss.swap_weight=1.0", "data.swap_pairs=true"]
     )
     assert (tmp_path / "model" / "config.json").is_file()
+
+
+def test_dynamics_warp_moves_whole_frames():
+    """dynamics_warp: identity at initialisation; a translation read from the dynamics shifts every decoded frame
+    by whole pixels (output x reads rendered x + k), the edge repeated where the frame has no content."""
+    torch.manual_seed(0)
+    plain = HiVAE(**FRAME).eval()
+    warped = HiVAE(**FRAME, dynamics_warp=True).eval()
+    missing, unexpected = warped.load_state_dict(plain.state_dict(), strict=False)
+    assert set(missing) == {"decoder.warp.weight", "decoder.warp.bias"} and not unexpected
+    video = torch.rand(2, 3, 16, 64, 64) * 2 - 1
+    with torch.no_grad():
+        latent = warped.encode(video).latent_dist.mode()
+        rendered = plain.decode(latent).sample
+        torch.testing.assert_close(warped.decode(latent).sample, rendered, atol=1e-5, rtol=0)
+        shift = 4  # pixels: normalised x moves by 2 * shift / width
+        warped.decoder.warp.bias.copy_(torch.tensor([0.0, 0.0, 2 * shift / 64, 0.0, 0.0, 0.0]))
+        moved = warped.decode(latent).sample
+    torch.testing.assert_close(moved[..., : 64 - shift], rendered[..., shift:], atol=1e-5, rtol=0)
+    torch.testing.assert_close(moved[..., 64 - shift :], rendered[..., -1:].expand_as(moved[..., 64 - shift :]))
+    assert (moved - rendered).abs().mean() > 1e-3
+    with pytest.raises(ValueError, match="dynamics_warp needs backbone='frame'"):
+        HiVAE(dynamics_warp=True)
