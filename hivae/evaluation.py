@@ -7,7 +7,7 @@ the pixels that differ from the background) next to the plain PSNR.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
@@ -21,17 +21,21 @@ def reconstruct(
     batch_size: int = 8,
     decoder_steps: int | None = None,
     generator: torch.Generator | None = None,
+    latent_edit: Callable | None = None,
 ) -> torch.Tensor:
     """Posterior-mean reconstructions of (N, 3, T, H, W) clips, in batches, clamped to [-1, 1], float32 on the CPU.
 
     decoder_steps / generator: steps and noise of a HiVAE diffusion decoder (None = its default steps).
+    latent_edit: HierarchicalLatent -> HierarchicalLatent applied between encoding and decoding (HiVAE only), e.g.
+        dropping the dynamics to see how much of the reconstruction they carry.
     """
     param = next(model.parameters())
     outs = []
     for chunk in videos.split(batch_size):
         x = chunk.to(param.device, param.dtype)
-        if getattr(model, "diffusion_decoder", None) is not None:
+        if getattr(model, "diffusion_decoder", None) is not None or latent_edit is not None:
             latent = model.encode(x).latent_dist.mode()
+            latent = latent if latent_edit is None else latent_edit(latent)
             video = model.decode(latent, x.shape[2], num_inference_steps=decoder_steps, generator=generator).sample
         else:
             video = model(x).sample
