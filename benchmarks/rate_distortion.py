@@ -4,6 +4,8 @@
     python benchmarks/rate_distortion.py --minutes 30 --jobs 2 --threads 1   # both data sets, every ratio, 16x32x32
     python benchmarks/rate_distortion.py --minutes 30 --jobs 2 --threads 1 --datasets natural-32 --ratios 512 1536
     python benchmarks/rate_distortion.py --minutes 30 --jobs 2 --threads 1 --eval-only   # score the runs as they are
+    python benchmarks/rate_distortion.py --minutes 30 --jobs 2 --threads 1 --datasets natural-32 --ratios 1536 \
+        --families hivae --variant warp --set model.dynamics_warp=true    # a changed HiVAE, rows hivae-warp-1536x
 
 With --jobs 2 --threads 1 each ratio's two models train side by side, a thread each, under the same load.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -107,7 +110,19 @@ def shapes_eval_set(num_clips: int):
     return clips, targets, torch.stack([data.background(i) for i in range(num_clips)])
 
 
-def evaluate(model, dataset: str, clips: torch.Tensor, shapes: tuple | None) -> dict:
+def training_clips(count: int = 60) -> torch.Tensor:
+    """The centre 16 frames of `count` natural training files spread over the folder: clips of the photos the models
+    trained on (seen, so this measures fit, not generalisation)."""
+    from hivae.data import VideoFolderDataset
+
+    data = VideoFolderDataset(ROOT / "data/natural/train", num_frames=FRAMES, size=SIZE, sampling="center", split="all",
+                              strict=True)
+    return torch.stack([data[i]["video"] for i in torch.linspace(0, len(data) - 1, count).long().tolist()])
+
+
+def evaluate(model, dataset: str, clips: torch.Tensor, shapes: tuple | None, seen: torch.Tensor | None = None) -> dict:
+    """Held-out PSNR / SSIM; for HiVAE the PSNR with the dynamics at 0; shapes: foreground PSNR and attributes; with
+    `seen` clips, the PSNR on those too."""
     from hivae.evaluation import reconstruct
     from hivae.metrics import foreground_psnr
     from hivae.shape_detector import attribute_accuracy
@@ -118,6 +133,8 @@ def evaluate(model, dataset: str, clips: torch.Tensor, shapes: tuple | None) -> 
     if hasattr(model, "dynamics_branch"):  # how much the fast latent carries: the PSNR with every frame's change at 0
         static = reconstruct(model, clips, latent_edit=lambda z: z.replace(dynamics=torch.zeros_like(z.dynamics)))
         row["psnr_without_dynamics"] = score(static, clips)["psnr"]
+    if seen is not None:
+        row["psnr_training_clips"] = score(reconstruct(model, seen), seen)["psnr"]
     if shapes is not None:
         targets, backgrounds = shapes
         row["psnr_foreground"] = foreground_psnr(recon, clips, backgrounds[:, :, None], threshold=0.2).mean().item()
@@ -163,8 +180,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--runs", default=str(ROOT / "runs" / "rate_distortion"))
     parser.add_argument("--eval-only", action="store_true", help="score the runs as they are, train nothing")
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--variant", help="name of a changed model: runs <family>-<ratio>x-<minutes>min-<variant>, "
+                        "rows <family>-<variant>-<ratio>x")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides of the variant, after the ratio's (e.g. model.dynamics_warp=true)")
     args = parser.parse_args(argv)
     resolve_parallel(parser, args)
+    if args.set and not args.variant:
+        parser.error("--set changes the models: name them with --variant")
+    if args.variant is not None and not re.fullmatch(r"[A-Za-z0-9_.]+", args.variant):
+        parser.error(f"--variant must be letters, digits, '_' or '.', got {args.variant!r}")
+    if any("=" not in override for override in args.set):
+        parser.error(f"--set takes KEY=VALUE overrides, got {args.set}")
+    suffix = f"-{args.variant}" if args.variant else ""
 
     from hivae.dct_codec import dct_oracle
     from hivae.loading import load_tokenizer
@@ -174,29 +202,31 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if dataset == "natural-32":
             if not (ROOT / "data/natural/eval/metadata.jsonl").is_file():
                 raise SystemExit("data/natural: no clips; run `hivae prepare-natural --out data/natural` first")
-            clips, shapes = load_clips("data/natural/eval", SIZE, FRAMES)[0], None
+            clips, shapes, seen = load_clips("data/natural/eval", SIZE, FRAMES)[0], None, training_clips()
         else:
             clips, targets, backgrounds = shapes_eval_set(args.clips)
-            shapes = (targets, backgrounds)
-        runs = {(ratio, family): Path(args.runs) / dataset / f"{family}-{ratio}x-{args.minutes:g}min"
+            shapes, seen = (targets, backgrounds), None
+        runs = {(ratio, family): Path(args.runs) / dataset / f"{family}-{ratio}x-{args.minutes:g}min{suffix}"
                 for ratio in args.ratios for family in args.families}
         if not args.eval_only:  # ratio by ratio, the families of a ratio side by side when --jobs 2
             with ThreadPoolExecutor(args.jobs) as pool:
                 list(pool.map(lambda key: train_for(PRESETS[key[1]], runs[key], args.minutes, SAMPLE_EVERY[key[1]],
-                                                    model_overrides(key[1], key[0], dataset), args.threads), runs))
+                                                    [*model_overrides(key[1], key[0], dataset), *args.set],
+                                                    args.threads), runs))
         rows, curves = [], {}
         for ratio in args.ratios:
             for family in args.families:
-                name, run = f"{family}-{ratio}x", runs[ratio, family]
+                label = f"{family}{suffix}"
+                name, run = f"{label}-{ratio}x", runs[ratio, family]
                 if not (run / "model" / "config.json").is_file():
                     print(f"skipping {dataset} {name}: not trained yet ({run})")
                     continue
                 model = load_tokenizer(run / "model").eval()
                 summary = training_summary(run)
                 curves[name] = summary.pop("curves")
-                rows.append({"model": name, "family": family, "dataset": dataset,
-                             "compression_ratio": float(model.compression_ratio),
-                             **evaluate(model, dataset, clips, shapes), **summary,
+                rows.append({"model": name, "family": label, "dataset": dataset,
+                             "compression_ratio": float(model.compression_ratio), "overrides": args.set,
+                             **evaluate(model, dataset, clips, shapes, seen), **summary,
                              "late_psnr_gain": late_gain(curves[name]["eval_psnr"])})
             values = round(clips[0].numel() / ratio)
             rows.append({"model": f"3D-DCT oracle-{ratio}x", "family": "dct-oracle", "dataset": dataset,
@@ -205,8 +235,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         out = Path(args.out_dir) / f"rate_distortion-{dataset}.json"
         regime = {"minutes_per_model": args.minutes, "threads_per_model": args.threads, "jobs": args.jobs}
         rows, curves = merge_published(out, regime, rows, curves)
-        print_table(rows, ["model", "compression_ratio", "psnr", "ssim", "psnr_without_dynamics", "psnr_foreground",
-                           "attributes_all", "minutes", "steps", "late_psnr_gain"])
+        print_table(rows, ["model", "compression_ratio", "psnr", "ssim", "psnr_without_dynamics", "psnr_training_clips",
+                           "psnr_foreground", "attributes_all", "minutes", "steps", "late_psnr_gain"])
         write_json(out, {"dataset": DATASETS[dataset][1], "clip": [FRAMES, SIZE, SIZE], **regime,
                          "rows": rows, "curves": curves})
         all_rows += rows

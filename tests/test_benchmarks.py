@@ -243,3 +243,17 @@ def test_dit_time_to_quality_trains_in_chunks_evaluates_and_resumes(tmp_path, ti
     changed = [*argv, "train.batch_size=2"]  # other settings: the published runs do not count and are retrained
     assert len(ttq.main([*changed, "--latents", "hivae", "--report"])["rows"]) == 0
     assert len(ttq.main([*argv[:-len(tiny) - 1], "--jobs", "1", "--report", "--overrides", *tiny])["rows"]) == 0
+
+
+def test_rate_distortion_variant_arguments_are_checked(capsys):
+    """A changed model needs a name, a plain one, and KEY=VALUE overrides; each mistake names its flag."""
+    from benchmarks.rate_distortion import main
+
+    for argv, message in (
+        (["--set", "model.dynamics_warp=true"], "name them with --variant"),
+        (["--variant", "a-b"], "--variant must be"),
+        (["--variant", "warp", "--set", "model.dynamics_warp"], "--set takes KEY=VALUE"),
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err
