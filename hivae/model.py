@@ -103,7 +103,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
             mean over clips of random-phase patterns, and a steady clip keeps decoding as steady. dynamics_relative:
             pool the dynamics features to log-mass and centroid, free of the object's look (`FastDynamicsBranch`).
             dynamics_warp: the frame decoder resamples each rendered frame by an affine map read from its dynamics
-            (global motion: pan, zoom, shake), identity at initialisation (`FrameDecoder`).
+            and pooled features (global motion: pan, zoom, shake), identity at initialisation (`FrameDecoder`).
     """
 
     _supports_gradient_checkpointing = False
