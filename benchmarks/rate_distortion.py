@@ -116,8 +116,8 @@ def training_clips(count: int = 60) -> torch.Tensor:
     trained on (seen, so this measures fit, not generalisation)."""
     from hivae.data import VideoFolderDataset
 
-    data = VideoFolderDataset(ROOT / "data/natural/train", num_frames=FRAMES, size=SIZE, sampling="center", split="all",
-                              strict=True)
+    data = VideoFolderDataset(ROOT / "data/natural/train", num_frames=FRAMES, size=SIZE, sampling="center",
+                              split="all", strict=True)
     return torch.stack([data[i]["video"] for i in torch.linspace(0, len(data) - 1, count).long().tolist()])
 
 
@@ -236,8 +236,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         out = Path(args.out_dir) / f"rate_distortion-{dataset}.json"
         regime = {"minutes_per_model": args.minutes, "threads_per_model": args.threads, "jobs": args.jobs}
         rows, curves = merge_published(out, regime, rows, curves)
-        print_table(rows, ["model", "compression_ratio", "psnr", "ssim", "psnr_without_dynamics", "psnr_training_clips",
-                           "psnr_foreground", "attributes_all", "minutes", "steps", "late_psnr_gain"])
+        print_table(rows, ["model", "compression_ratio", "psnr", "ssim", "psnr_without_dynamics",
+                           "psnr_training_clips", "psnr_foreground", "attributes_all", "minutes", "steps",
+                           "late_psnr_gain"])
         write_json(out, {"dataset": DATASETS[dataset][1], "clip": [FRAMES, SIZE, SIZE], **regime,
                          "rows": rows, "curves": curves})
         all_rows += rows
