@@ -44,7 +44,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import add_parallel_arguments, print_table, resolve_parallel, run_process, write_json, write_text_atomic  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_parallel_arguments,
+    print_table,
+    resolve_parallel,
+    run_process,
+    write_json,
+    write_text_atomic,
+)
 from benchmarks.equal_budget import training_summary  # noqa: E402
 
 
@@ -247,7 +254,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed")
     parser.add_argument("--recon-clips", type=int, default=48, help="held-out clips per pattern for the attributes "
                         "read from each tokenizer's reconstructions")
-    add_parallel_arguments(parser, "runs (the latents of one learning rate first, so that they share the machine alike)")
+    add_parallel_arguments(
+        parser, "runs (the latents of one learning rate first, so that they share the machine alike)"
+    )
     parser.add_argument("--runs", default=str(ROOT / "runs" / "dit_time_to_quality"))
     parser.add_argument("--report", action="store_true", help="train nothing: table, JSON and plot of the runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dit_time_to_quality.json"))
