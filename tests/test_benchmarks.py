@@ -148,26 +148,46 @@ def test_equal_budget_references_bound_and_naive_codec():
 
 
 def test_rate_distortion_models_reach_their_ratios():
-    """Every (family, ratio) of the rate-distortion benchmark builds from its preset + overrides at 16x32x32, counts
-    its latent values as the ratio says (within 10%), and reconstructs a clip of the right shape."""
+    """Every (data set, family, ratio) of the rate-distortion benchmark builds from its preset + overrides at the data
+    set's clip size, counts its latent values as the ratio says (within 10%), and reconstructs a clip of the right
+    shape."""
     import yaml
 
-    from benchmarks.rate_distortion import HIVAE_RATIOS, PRESETS, model_overrides
+    from benchmarks.rate_distortion import DATASETS, PRESETS, model_overrides, ratios
     from hivae import TOKENIZERS
     from hivae.config import apply_overrides
 
-    clip = torch.rand(1, 3, 16, 32, 32) * 2 - 1
-    for family, preset in PRESETS.items():
-        for ratio in HIVAE_RATIOS:
-            config = yaml.safe_load((Path(__file__).resolve().parents[1] / preset).read_text())
-            apply_overrides(config, model_overrides(family, ratio, "shapes-photo-32"))
-            assert config["data"]["source"] == "shapes" and config["data"]["size"] == 32
-            model = TOKENIZERS[config["model_type"]](**config["model"]).eval()
-            assert abs(model.compression_ratio / ratio - 1) < 0.1, (family, ratio, model.compression_ratio)
-            latent = model.encode(clip).latent_dist.mode()
-            parts = [latent.structure, latent.dynamics] if family == "hivae" else [latent.structure]
-            assert sum(p[0].numel() for p in parts) == round(clip[0].numel() / model.compression_ratio)
-            assert model.decode(latent).sample.shape == clip.shape
+    assert ratios("natural-32") == [48, 192, 512, 1024, 1536] and ratios("natural-64") == [512, 1536]
+    for dataset in ("shapes-photo-32", "natural-64"):
+        size = DATASETS[dataset].size
+        clip = torch.rand(1, 3, 16, size, size) * 2 - 1
+        for family, preset in PRESETS.items():
+            for ratio in ratios(dataset):
+                config = yaml.safe_load((Path(__file__).resolve().parents[1] / preset).read_text())
+                apply_overrides(config, model_overrides(family, ratio, dataset))
+                assert config["data"]["size"] == size and config["train"]["mixed_precision"] in ("no", False)
+                assert (config["data"]["source"] == "shapes") == dataset.startswith("shapes")
+                model = TOKENIZERS[config["model_type"]](**config["model"]).eval()
+                assert abs(model.compression_ratio / ratio - 1) < 0.1, (dataset, family, ratio, model.compression_ratio)
+                latent = model.encode(clip).latent_dist.mode()
+                parts = [latent.structure, latent.dynamics] if family == "hivae" else [latent.structure]
+                assert sum(p[0].numel() for p in parts) == round(clip[0].numel() / model.compression_ratio)
+                assert model.decode(latent).sample.shape == clip.shape
+
+
+def test_rate_distortion_runs_remember_their_variant_overrides(tmp_path):
+    """A run keeps the --set it was trained with: scoring it later without --set reads them back, and training it
+    again with other overrides stops with the run named instead of resuming a different model."""
+    from benchmarks.rate_distortion import variant_overrides
+
+    run = tmp_path / "hivae-1536x-30min-warp"
+    assert variant_overrides(run, ["model.dynamics_warp=true"], eval_only=True) == ["model.dynamics_warp=true"]
+    assert not run.exists()  # scoring writes nothing
+    assert variant_overrides(run, ["model.dynamics_warp=true"], eval_only=False) == ["model.dynamics_warp=true"]
+    assert variant_overrides(run, [], eval_only=True) == ["model.dynamics_warp=true"]
+    assert variant_overrides(run, ["model.dynamics_warp=true"], eval_only=False) == ["model.dynamics_warp=true"]
+    with pytest.raises(SystemExit, match="hivae-1536x-30min-warp was trained with --set model.dynamics_warp=true"):
+        variant_overrides(run, ["model.dynamics_lowpass=0"], eval_only=False)
 
 
 def test_rate_distortion_keeps_published_rows_of_other_ratios(tmp_path):
@@ -253,6 +273,7 @@ def test_rate_distortion_variant_arguments_are_checked(capsys):
         (["--set", "model.dynamics_warp=true"], "name them with --variant"),
         (["--variant", "a-b"], "--variant must be"),
         (["--variant", "warp", "--set", "model.dynamics_warp"], "--set takes KEY=VALUE"),
+        (["--datasets", "natural-64", "--ratios", "48", "512"], "--ratios [48] not defined for natural-64"),
     ):
         with pytest.raises(SystemExit):
             main(argv)
