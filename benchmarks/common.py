@@ -20,6 +20,19 @@ def machine() -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def cpu_model() -> str:
+    """The CPU's model name and widest vector extension, from /proc/cpuinfo (a wall-clock budget buys different step
+    counts on different CPUs of the same kind of machine): e.g. "AMD EPYC (avx2)"."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    vector = next((flag for flag in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if flag in flags), "no avx2")
+    return f"{name or platform.machine()} ({vector})"
+
+
 def shipped_config(component: str) -> dict:
     """Constructor arguments of a shipped-checkpoint component ("vae", "transformer"), without private keys."""
     from hivae.loading import default_checkpoint

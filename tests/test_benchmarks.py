@@ -176,18 +176,19 @@ def test_rate_distortion_models_reach_their_ratios():
 
 
 def test_rate_distortion_runs_remember_their_variant_overrides(tmp_path):
-    """A run keeps the --set it was trained with: scoring it later without --set reads them back, and training it
-    again with other overrides stops with the run named instead of resuming a different model."""
-    from benchmarks.rate_distortion import variant_overrides
+    """A run keeps the --set it was trained with and its CPU: scoring it later without --set reads them back, and
+    training it again with other overrides stops with the run named instead of resuming a different model."""
+    from benchmarks.rate_distortion import run_record
 
-    run = tmp_path / "hivae-1536x-30min-warp"
-    assert variant_overrides(run, ["model.dynamics_warp=true"], eval_only=True) == ["model.dynamics_warp=true"]
+    run, warp = tmp_path / "hivae-1536x-30min-warp", ["model.dynamics_warp=true"]
+    assert run_record(run, warp, eval_only=True) == {"overrides": warp, "cpu": None}
     assert not run.exists()  # scoring writes nothing
-    assert variant_overrides(run, ["model.dynamics_warp=true"], eval_only=False) == ["model.dynamics_warp=true"]
-    assert variant_overrides(run, [], eval_only=True) == ["model.dynamics_warp=true"]
-    assert variant_overrides(run, ["model.dynamics_warp=true"], eval_only=False) == ["model.dynamics_warp=true"]
+    started = run_record(run, warp, eval_only=False)
+    assert started["overrides"] == warp and started["cpu"]
+    assert run_record(run, [], eval_only=True) == started
+    assert run_record(run, warp, eval_only=False) == started  # resumed
     with pytest.raises(SystemExit, match="hivae-1536x-30min-warp was trained with --set model.dynamics_warp=true"):
-        variant_overrides(run, ["model.dynamics_lowpass=0"], eval_only=False)
+        run_record(run, ["model.dynamics_lowpass=0"], eval_only=False)
 
 
 def test_rate_distortion_keeps_published_rows_of_other_ratios(tmp_path):
