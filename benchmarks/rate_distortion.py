@@ -124,6 +124,8 @@ DATASETS = {
 PRESETS = {"hivae": "configs/tokenizer/natural-64.yaml", "vae3d": "configs/tokenizer/natural-64-baseline.yaml"}
 # steps between points of the held-out PSNR curve: the VAE's steps take about 4x the HiVAE's, so that both curves
 # get a point every 2-3 minutes (at 500 steps the VAE's 30-minute curve had only two points)
+# (at 32 px; a 64-px step costs about 4x, so there the curves get a point every 4x fewer steps: at 500 / 125 the
+# 45-minute 64-px curves had two points and one)
 SAMPLE_EVERY = {"hivae": 500, "vae3d": 125}
 
 
@@ -281,7 +283,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for run in runs.values():
                 run_record(run, args.set, eval_only=False)
             with ThreadPoolExecutor(args.jobs) as pool:
-                list(pool.map(lambda key: train_for(PRESETS[key[1]], runs[key], args.minutes, SAMPLE_EVERY[key[1]],
+                list(pool.map(lambda key: train_for(PRESETS[key[1]], runs[key], args.minutes,
+                                                    SAMPLE_EVERY[key[1]] * 32**2 // size**2,
                                                     [*model_overrides(key[1], key[0], dataset), *args.set],
                                                     args.threads), runs))
         rows, curves = [], {}
