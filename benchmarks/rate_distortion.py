@@ -154,10 +154,11 @@ def run_record(run: Path, overrides: list[str], eval_only: bool) -> dict:
             raise SystemExit(f"{run} was trained with --set {' '.join(recorded['overrides']) or '(none)'}, not "
                              f"{' '.join(overrides) or '(none)'}: name this change with another --variant")
         return recorded
-    record = {"overrides": overrides, "cpu": cpu_model() if not eval_only else None}
-    if not eval_only:
-        run.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps(record))
+    if eval_only:  # a run from before run.json: what it was trained with is not known beyond this call's --set
+        return {"overrides": overrides, "cpu": None}
+    record = {"overrides": overrides, "cpu": cpu_model()}
+    run.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(record))
     return record
 
 
