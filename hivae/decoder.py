@@ -97,7 +97,8 @@ class FrameFusion(nn.Module):
 
     The efficient backbone's conditioning: structure queries are mapped to frames by a learned linear map over the
     query axis (initialised as linear interpolation between window centres); the dynamics of each frame is embedded
-    once, added to every site and handed to the decoder's FiLM layers.
+    once, added to every site and handed to the decoder's FiLM layers. A dynamics latent at a lower rate
+    (`dynamics_stride` > 1: T / stride steps) is first interpolated linearly to the T frames.
     """
 
     def __init__(
@@ -108,8 +109,13 @@ class FrameFusion(nn.Module):
         num_queries: int,
         num_frames: int,
         cond_dim: int,
+        dynamics_stride: int = 1,
     ):
         super().__init__()
+        self.dynamics_stride = dynamics_stride
+        self.register_buffer(  # (T, T / stride): dynamics steps -> frames
+            "dynamics_to_frames", interpolation_matrix(num_frames // dynamics_stride, num_frames), persistent=False
+        )
         self.structure_in = nn.Conv3d(structure_channels, width, 1)
         self.query_to_time = nn.Linear(num_queries, num_frames)
         with torch.no_grad():
@@ -125,7 +131,10 @@ class FrameFusion(nn.Module):
         structure = rearrange(
             self.query_to_time(rearrange(structure, "b c n h w -> b c h w n")), "b c h w t -> b c t h w"
         )
-        cond = self.dynamics_in(rearrange(latent.dynamics, "b c t ph pw -> b t (c ph pw)"))  # (B, T, cond)
+        dynamics = rearrange(latent.dynamics, "b c t ph pw -> b t (c ph pw)")  # (B, T / stride, d_d)
+        if self.dynamics_stride > 1:
+            dynamics = torch.einsum("ft,btc->bfc", self.dynamics_to_frames.to(dynamics.dtype), dynamics)
+        cond = self.dynamics_in(dynamics)  # (B, T, cond)
         features = structure + rearrange(self.dynamics_to_width(cond), "b t c -> b c t 1 1")
         return features, rearrange(cond, "b t c -> (b t) c")
 

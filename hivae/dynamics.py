@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, reduce
 
 from .encoder import FrameEncoder
 from .layers import dct_basis
@@ -31,13 +31,16 @@ class DynamicsBranch(nn.Module):
 
 
 class FastDynamicsBranch(nn.Module):
-    """Video (B, 3, T, H, W) -> mean, logvar (B, d_d, T, 1, 1): the fast part of per-frame features.
+    """Video (B, 3, T, H, W) -> mean, logvar (B, d_d, T / stride, 1, 1): the fast part of per-frame features.
 
     Every frame is encoded with x, y coordinate channels appended, then reduced over space to its mean and its first
     moments along x and y (what is there and where it sits: a jump left or right survives), and its slow part is
     removed: the projection onto the `lowpass` slowest cosines
     over the clip (constant, trend, gentle curve, ...) is subtracted, and a bias-free linear head keeps the mean free
     of it. Static content and the slow path cannot sit in the mean; blinking, pulsing and shaking can.
+
+    `stride` > 1 averages the fast features over groups of `stride` frames before the heads: (B, d_d, T / stride, 1, 1),
+    a fast latent at a lower rate (VidTwin's temporal patches) that leaves more of a small budget to the structure.
 
     `relative=True` pools each (softplus) feature channel to the log of its mass and its centroid instead: after the
     high-pass these are a relative change of presence or size and a displacement in image coordinates, the same
@@ -53,12 +56,15 @@ class FastDynamicsBranch(nn.Module):
         num_frames: int,
         lowpass: int = 4,
         relative: bool = False,
+        stride: int = 1,
     ):
         super().__init__()
         if not 0 <= lowpass < num_frames:
             raise ValueError(f"dynamics_lowpass must be in [0, num_frames={num_frames}), got {lowpass}")
+        if stride < 1 or num_frames % stride:
+            raise ValueError(f"dynamics_stride must be a divisor of num_frames={num_frames}, got {stride}")
         hidden = channels[-1]
-        self.relative = relative
+        self.relative, self.stride = relative, stride
         self.encoder = FrameEncoder(in_channels + 2, channels, patch, hidden)
         self.register_buffer("basis", dct_basis(num_frames, lowpass), persistent=False)  # (lowpass, T)
         self.to_mean = nn.Conv1d(3 * hidden, latent_channels, 1, bias=False)
@@ -84,5 +90,6 @@ class FastDynamicsBranch(nn.Module):
         features = rearrange(pooled, "(b t) c -> b c t", b=b)  # (B, 3C, T)
         basis = self.basis.to(features.dtype)
         fast = features - (features @ basis.T) @ basis  # remove the slow cosines
+        fast = reduce(fast, "b c (t s) -> b c t", "mean", s=self.stride)  # (B, 3C, T / stride)
         mean, logvar = self.to_mean(fast), self.to_logvar(fast)
         return rearrange(mean, "b c t -> b c t 1 1"), rearrange(logvar, "b c t -> b c t 1 1")

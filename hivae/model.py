@@ -104,6 +104,9 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
             pool the dynamics features to log-mass and centroid, free of the object's look (`FastDynamicsBranch`).
             dynamics_warp: the frame decoder resamples each rendered frame by an affine map read from its dynamics
             and pooled features (global motion: pan, zoom, shake), identity at initialisation (`FrameDecoder`).
+            dynamics_stride: the dynamics latent keeps one step per `dynamics_stride` frames (T / stride steps, frame
+            features averaged over each group, interpolated back to frames on decode): at a small budget, where the
+            per-frame latent would take a third or more of the numbers, more of them go to the structure.
     """
 
     _supports_gradient_checkpointing = False
@@ -147,6 +150,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         dynamics_noise: float = 0.0,
         dynamics_relative: bool = False,
         dynamics_warp: bool = False,
+        dynamics_stride: int = 1,
     ):
         super().__init__()
         if decoder_type not in ("deterministic", "diffusion"):
@@ -156,6 +160,8 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         channel_mults = tuple(channel_mults)
         if dynamics_warp and backbone != "frame":
             raise ValueError(f"dynamics_warp needs backbone='frame', got backbone={backbone!r}")
+        if dynamics_stride != 1 and backbone != "frame":
+            raise ValueError(f"dynamics_stride > 1 needs backbone='frame', got backbone={backbone!r}")
         if backbone == "frame":
             if num_frames % structure_window or num_queries != num_frames // structure_window:
                 raise ValueError(
@@ -178,8 +184,11 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
                 num_frames,
                 dynamics_lowpass,
                 dynamics_relative,
+                dynamics_stride,
             )
-            self.fusion = FrameFusion(width, structure_channels, dynamics_channels, num_queries, num_frames, cond_dim)
+            self.fusion = FrameFusion(
+                width, structure_channels, dynamics_channels, num_queries, num_frames, cond_dim, dynamics_stride
+            )
             self.decoder = FrameDecoder(width, channels[::-1], patch_size, in_channels, cond_dim, dynamics_warp)
         else:
             self.encoder = Encoder(in_channels, base_channels, channel_mults, width, encoder_depth, heads)
@@ -216,6 +225,11 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
             return c.patch_size * 2 ** (len(c.channel_mults) - 1)
         return 2 ** (len(c.channel_mults) - 1 + c.structure_downsample)
 
+    @property
+    def dynamics_steps(self) -> int:
+        """Time steps of the dynamics latent per window: num_frames / dynamics_stride."""
+        return self.config.num_frames // self.config.dynamics_stride
+
     def latent_shapes(self, num_frames: int | None = None, height: int | None = None, width: int | None = None):
         """Per-clip shapes ((d_s, n_q, h_s, w_s), (d_d, t, p_h, p_w)) for a clip of the given size."""
         c = self.config
@@ -224,7 +238,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         grid = (height // self.spatial_factor, width // self.spatial_factor)
         return (
             (c.structure_channels, windows * c.num_queries, *grid),
-            (c.dynamics_channels, windows * c.num_frames, *c.dynamics_pool),
+            (c.dynamics_channels, windows * self.dynamics_steps, *c.dynamics_pool),
         )
 
     @property
@@ -298,7 +312,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
                 f"structure latent must be (B, {c.structure_channels}, k*{c.num_queries}, h_s, w_s), got {tuple(s.shape)}"
             )
         windows = s.shape[2] // c.num_queries
-        expected = (s.shape[0], c.dynamics_channels, windows * c.num_frames, *c.dynamics_pool)
+        expected = (s.shape[0], c.dynamics_channels, windows * self.dynamics_steps, *c.dynamics_pool)
         if tuple(d.shape) != expected:
             raise ValueError(f"dynamics latent must be {expected} to match the structure latent, got {tuple(d.shape)}")
         check_finite(s, "structure latent")
@@ -350,7 +364,7 @@ class HiVAE(CheckedLoadMixin, ModelMixin, ConfigMixin):
         for index in range(len(starts)):
             part = HierarchicalLatent(
                 latent.structure[:, :, index * c.num_queries : (index + 1) * c.num_queries],
-                latent.dynamics[:, :, index * c.num_frames : (index + 1) * c.num_frames],
+                latent.dynamics[:, :, index * self.dynamics_steps : (index + 1) * self.dynamics_steps],
             )
             clips.append(self._decode_window(part, steps, generator))
         return blend_windows(clips, starts, total)

@@ -1,6 +1,7 @@
 """The benchmark helpers: FLOP counting / MFU, the SVG plot, isolated measurements and their JSON rows."""
 
 import json
+import math
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -279,3 +280,18 @@ def test_rate_distortion_variant_arguments_are_checked(capsys):
         with pytest.raises(SystemExit):
             main(argv)
         assert message in capsys.readouterr().err
+
+
+def test_clip_statistics_rows_and_dynamics_shares():
+    """A clip whose two halves are each one image: exact with a slot per half, not with one mean frame; every
+    HiVAE ratio of the rate-distortion table splits exactly its budget between structure and dynamics."""
+    from benchmarks.clip_statistics import dynamics_shares, statistics
+
+    halves = torch.cat([torch.full((2, 3, 8, 16, 16), -0.5), torch.full((2, 3, 8, 16, 16), 0.5)], dim=2)
+    row = statistics(halves)
+    assert row["clips"] == 2 and row["window_means_psnr"] > 60
+    assert row["mean_frame_psnr"] == pytest.approx(20 * math.log10(2 / 0.5), abs=1e-3)  # off by 0.5 in a range of 2
+    assert row["thumbnail_psnr_12"] == pytest.approx(row["mean_frame_psnr"], abs=1e-3)  # flat frames: no layout
+    for share in dynamics_shares(32):
+        assert share["structure"] + share["dynamics"] == 3 * 16 * 32 * 32 // share["ratio"]
+        assert share["dynamics_share"] == pytest.approx(share["dynamics"] / (3 * 16 * 32 * 32 / share["ratio"]))

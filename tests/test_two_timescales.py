@@ -291,3 +291,38 @@ def test_reconstruct_applies_a_latent_edit_between_encode_and_decode():
         expected = model.decode(drop(model.encode(video).latent_dist.mode())).sample.clamp(-1, 1)
     torch.testing.assert_close(static, expected)
     assert (static - reconstruct(model, video)).abs().mean() > 1e-4
+
+
+def test_dynamics_stride_keeps_one_dynamics_step_per_group_of_frames():
+    """dynamics_stride=4: the fast latent has T/4 steps, each the average of its 4 frames (reordering frames inside a
+    group leaves it unchanged, moving a frame to another group does not); on decode a step only reaches the frames
+    its interpolation touches; tiled clips keep T/4 steps per window."""
+    torch.manual_seed(0)
+    config = FRAME | {"dynamics_stride": 4, "dynamics_lowpass": 1}
+    model = HiVAE(**config).eval()
+    assert model.latent_shapes() == ((4, 4, 4, 4), (2, 4, 1, 1))
+    assert model.compression_ratio == pytest.approx(3 * 16 * 64 * 64 / (256 + 8))
+    video = torch.rand(1, 3, 16, 64, 64) * 2 - 1
+    inside = video[:, :, [3, 2, 1, 0, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]]
+    across = video[:, :, [15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0]]
+    with torch.no_grad():
+        dynamics = [model.encode(v).latent_dist.mode().dynamics for v in (video, inside, across)]
+        torch.testing.assert_close(dynamics[1], dynamics[0], atol=1e-5, rtol=1e-4)
+        assert (dynamics[2] - dynamics[0]).abs().max() > 1e-3
+        latent = model.encode(video).latent_dist.mode()
+        nudged = latent.dynamics.clone()
+        nudged[:, :, 0] += 3.0
+        before = model.decode(latent).sample
+        after = model.decode(latent.replace(dynamics=nudged)).sample
+    change = (after - before).abs().amax(dim=(0, 1, 3, 4))  # per frame
+    assert (change[:2] > 1e-3).all()  # step 0 sits at frame 1.5
+    assert (change[6:] == 0).all()  # frames past step 1's centre (5.5) never read step 0
+    model.enable_tiling(overlap=4)
+    with torch.no_grad():
+        tiled = model.encode(torch.rand(1, 3, 28, 64, 64) * 2 - 1).latent_dist.mode()
+        assert tiled.dynamics.shape == (1, 2, 8, 1, 1)
+        assert model.decode(tiled).sample.shape == (1, 3, 28, 64, 64)
+    with pytest.raises(ValueError, match="dynamics_stride must be a divisor of num_frames=16, got 3"):
+        HiVAE(**FRAME, dynamics_stride=3)
+    with pytest.raises(ValueError, match="dynamics_stride > 1 needs backbone='frame'"):
+        HiVAE(dynamics_stride=2)
