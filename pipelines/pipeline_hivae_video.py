@@ -553,7 +553,7 @@ class HiVAEVideoPipeline(DiffusionPipeline):
         self.check_generator(generator, batch)
         self._guidance_scale, self._interrupt = guidance_scale, False
         device = self._execution_device
-        if batch * self.transformer.config.num_frames > MAX_FRAMES_PER_CALL:
+        if batch * self.vae.config.num_frames > MAX_FRAMES_PER_CALL:  # decoded frames (the dynamics may be fewer)
             raise ValueError(f"{batch} videos in one call exceed the limit of {MAX_FRAMES_PER_CALL} frames; split it")
 
         # 2. encode the conditions
